@@ -1,0 +1,25 @@
+"""sysext-builder: build systemd-sysext images from DIB-style elements.
+
+The package is a library first: it never prints and never exits.  The
+console scripts live in :mod:`sysext_builder.cli`.
+"""
+
+import logging
+
+from sysext_builder.errors import SysextBuilderError
+
+__all__ = ["SysextBuilderError", "__version__"]
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("sysext-builder")
+    except metadata.PackageNotFoundError:  # pragma: no cover - source tree
+        return "0+unknown"
+
+
+__version__ = _version()
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

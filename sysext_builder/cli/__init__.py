@@ -1,0 +1,12 @@
+"""Console entry points.  Each ``*_main`` imports its command module lazily so
+``--help`` and ``--version`` stay cheap (no networkx, no stevedore)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def element_info_main(argv: Sequence[str] | None = None) -> int:
+    from sysext_builder.cli import element_info
+
+    return element_info.main(argv)

@@ -1,0 +1,70 @@
+"""What every command shares: error reporting, exit codes, common options."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from sysext_builder.errors import SysextBuilderError
+
+LOG = logging.getLogger("sysext_builder.cli")
+
+
+def version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("sysext-builder")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keep our paragraphs, show defaults where a help text mentions them."""
+
+
+def parser(prog: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                formatter_class=HelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    p.add_argument("--debug", action="store_true",
+                   help="log at debug level and show tracebacks on errors")
+    return p
+
+
+def add_element_path(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--element-path", metavar="DIR", action="append", default=[],
+                   help="search DIR for elements before ELEMENTS_PATH, installed element "
+                        "packages and the built-in elements (repeatable; first hit wins)")
+
+
+def report(prog: str, exc: SysextBuilderError) -> None:
+    print(f"{prog}: error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"{prog}: hint: {exc.hint}", file=sys.stderr)
+
+
+def run(prog: str, debug: bool, body: Callable[[], int]) -> int:
+    """Run ``body`` turning our errors into one-line messages and exit codes."""
+    try:
+        return body()
+    except SysextBuilderError as exc:
+        if debug:
+            LOG.exception("%s failed", prog)
+        report(prog, exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into e.g. `head`: not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    return p.parse_args(list(argv) if argv is not None else None)

@@ -1,0 +1,270 @@
+"""Pure dependency resolution over loaded elements.
+
+The result never depends on traversal order, hash seeds or directory listing
+order: every iteration below walks sorted names, and the set of selected
+elements is defined by a fixpoint, not by which element happened to be seen
+first (diskimage-builder's expansion skips a dependency when an element that
+provides it was expanded *earlier*, so its answer changes with set order).
+
+Rules:
+
+* A requested name must be a real element.
+* A dependency ``d`` is satisfied by the selected element that lists ``d`` in
+  ``element-provides``; only when no selected element provides ``d`` is the
+  real element ``d`` selected.  The selection is computed by iterating
+  "closure, then collect provides" until the provided names stop growing, so
+  an element that replaces another through ``element-provides`` wins however
+  the graph is walked.
+* Two selected providers of one name, or a requested element that a selected
+  element also provides, is a conflict.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from sysext_builder.element import Element
+from sysext_builder.errors import (
+    DependencyCycleError,
+    MissingElementError,
+    MissingProviderError,
+    ProvidesConflictError,
+)
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+_MAX_WHY_CHAINS = 50
+
+
+class Catalog(Protocol):
+    """What resolution needs from an element source (ElementIndex or a test fake)."""
+
+    def __contains__(self, name: object) -> bool: ...
+
+    def get(self, name: str) -> Element: ...
+
+    def names(self) -> list[str]: ...
+
+    def load_all(self) -> Iterable[Element]: ...
+
+    def searched_hint(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The ordered elements of a build and why each one is there."""
+
+    requested: tuple[str, ...]
+    order: tuple[Element, ...]
+    #: name -> the element that first pulled it in (None for requested ones)
+    parents: Mapping[str, str | None]
+    #: virtual name -> providing element
+    virtual: Mapping[str, str]
+    graph: nx.DiGraph  # edge a -> b: a needs b (attribute "via" for virtual names)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.order)
+
+    def element(self, name: str) -> Element:
+        for element in self.order:
+            if element.name == name:
+                return element
+        raise KeyError(name)
+
+    def chain(self, name: str) -> list[str]:
+        return _chain(self.parents, name)
+
+    def why_selected(self, name: str) -> str:
+        parent = self.parents[name]
+        if parent is None:
+            return "requested"
+        return "required by " + " -> ".join(self.chain(name))
+
+    def why(self, name: str) -> list[list[str]]:
+        """Every dependency chain from a requested element to ``name`` (capped)."""
+        import networkx as nx
+
+        if name in self.virtual:
+            name = self.virtual[name]
+        if name not in self.graph:
+            return []
+        chains: list[list[str]] = []
+        for root in sorted(set(self.requested)):
+            if root == name:
+                chains.append([root])
+                continue
+            for path in nx.all_simple_paths(self.graph, root, name):
+                chains.append(list(path))
+                if len(chains) >= _MAX_WHY_CHAINS:
+                    return sorted(chains)
+        return sorted(chains)
+
+
+def _chain(parents: Mapping[str, str | None], name: str) -> list[str]:
+    chain = [name]
+    parent = parents.get(name)
+    while parent is not None:
+        chain.append(parent)
+        parent = parents.get(parent)
+    return chain[::-1]
+
+
+@dataclass
+class _Closure:
+    selected: dict[str, Element]
+    parents: dict[str, str | None]
+    #: virtual name -> sorted names of the selected elements needing it
+    needs: dict[str, list[str]]
+
+
+def _closure(requested: Sequence[str], catalog: Catalog, virtual: set[str]) -> _Closure:
+    """Breadth-first closure in sorted order; names in ``virtual`` are not pulled in."""
+    selected: dict[str, Element] = {}
+    parents: dict[str, str | None] = {}
+    needs: dict[str, list[str]] = {}
+    queue: deque[str] = deque()
+    for name in sorted(set(requested)):
+        parents[name] = None
+        queue.append(name)
+    while queue:
+        name = queue.popleft()
+        element = catalog.get(name)
+        selected[name] = element
+        for dep in sorted(element.deps):
+            if dep in virtual or dep not in catalog:
+                needs.setdefault(dep, []).append(name)
+            elif dep not in parents:
+                parents[dep] = name
+                queue.append(dep)
+    return _Closure(selected, parents, needs)
+
+
+def _providers(selected: Mapping[str, Element]) -> dict[str, list[str]]:
+    providers: dict[str, list[str]] = {}
+    for name in sorted(selected):
+        for provided in selected[name].provides:
+            providers.setdefault(provided, []).append(name)
+    return providers
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    if not matches:
+        return None
+    return "did you mean " + " or ".join(repr(m) for m in matches) + "?"
+
+
+def _check_requested(requested: Sequence[str], catalog: Catalog) -> None:
+    for name in sorted(set(requested)):
+        if name not in catalog:
+            hints = [h for h in (_did_you_mean(name, catalog.names()),
+                                 catalog.searched_hint()) if h]
+            raise MissingElementError(f"element {name!r} not found (requested)",
+                                      hint="; ".join(hints))
+
+
+def _unsatisfied(name: str, needers: list[str], closure: _Closure, catalog: Catalog) -> None:
+    first = needers[0]
+    chain = " -> ".join(_chain(closure.parents, first) + [name])
+    known = sorted(e.name for e in catalog.load_all() if name in e.provides)
+    if known:
+        raise MissingProviderError(
+            f"{name!r} needed by {', '.join(needers)} is provided by no selected element "
+            f"(required by {chain})",
+            hint="known providers: " + ", ".join(known) + "; add one of them to the build")
+    extra = [] if name not in catalog else [f"{name!r} is an element, but a selected element "
+                                            "that provides it was dropped with it"]
+    provided_names = [p for e in catalog.load_all() for p in e.provides]
+    hints = [h for h in [*extra, _did_you_mean(name, [*catalog.names(), *provided_names]),
+                         catalog.searched_hint()] if h]
+    raise MissingElementError(f"element {name!r} not found (required by {chain})",
+                              hint="; ".join(hints))
+
+
+def _check_conflicts(requested: Sequence[str], closure: _Closure,
+                     providers: Mapping[str, list[str]]) -> None:
+    def why(name: str) -> str:
+        if closure.parents[name] is None:
+            return f"{name} (requested)"
+        return f"{name} (via {' -> '.join(_chain(closure.parents, name))})"
+
+    for provided in sorted(providers):
+        names = providers[provided]
+        if len(names) > 1:
+            raise ProvidesConflictError(
+                f"{provided!r} is provided by more than one selected element: "
+                + " and ".join(why(n) for n in names),
+                hint="select only one of them")
+        if provided in requested:
+            raise ProvidesConflictError(
+                f"{provided!r} was requested but is also provided by {why(names[0])}",
+                hint=f"drop {provided!r} from the request or the element that provides it")
+
+
+def _build_graph(closure: _Closure, virtual: Mapping[str, str]) -> nx.DiGraph:
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(sorted(closure.selected))
+    for name in sorted(closure.selected):
+        for dep in sorted(closure.selected[name].deps):
+            if dep in virtual:
+                target = virtual[dep]
+                if target != name:
+                    graph.add_edge(name, target, via=dep)
+            else:
+                graph.add_edge(name, dep)
+    return graph
+
+
+def _raise_cycle(graph: nx.DiGraph) -> None:
+    import networkx as nx
+
+    # The shortest cycle through the smallest name of the first cyclic strongly
+    # connected component: deterministic and cheap even on large graphs.
+    components = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
+    component = min(components)
+    start = component[0]
+    sub = graph.subgraph(component)
+    best: list[str] | None = None
+    for succ in sorted(sub.successors(start)):
+        path = nx.shortest_path(sub, succ, start)
+        if best is None or len(path) < len(best):
+            best = path
+    assert best is not None
+    cycle = [start, *best]
+    raise DependencyCycleError("dependency cycle: " + " -> ".join(cycle),
+                               hint="remove one of these element-deps entries")
+
+
+def resolve(requested: Sequence[str], catalog: Catalog) -> Resolution:
+    """Resolve ``requested`` element names into a deterministic build order."""
+    import networkx as nx
+
+    _check_requested(requested, catalog)
+    virtual: set[str] = set()
+    while True:
+        closure = _closure(requested, catalog, virtual)
+        providers = _providers(closure.selected)
+        grown = set(providers) - virtual - set(requested)
+        if not grown:
+            break
+        virtual |= grown
+    _check_conflicts(requested, closure, providers)
+    mapping = {name: providers[name][0] for name in providers}
+    for name in sorted(closure.needs):
+        if name not in mapping:
+            _unsatisfied(name, closure.needs[name], closure, catalog)
+    graph = _build_graph(closure, mapping)
+    if not nx.is_directed_acyclic_graph(graph):
+        _raise_cycle(graph)
+    ordered = nx.lexicographical_topological_sort(graph.reverse(copy=False))
+    return Resolution(requested=tuple(dict.fromkeys(requested)),
+                      order=tuple(closure.selected[n] for n in ordered),
+                      parents=dict(closure.parents), virtual=mapping, graph=graph)
