@@ -1,0 +1,89 @@
+"""os-release syntax: parse and render (used for os-release and extension-release).
+
+Format (os-release(5)): ``KEY=value`` lines, ``#`` comment lines, blank lines;
+values may be unquoted or quoted with ``"`` or ``'`` using shell escaping
+(``\\"``, ``\\\\``, ``\\$``, ``\\```).  Keys are ``[A-Z][A-Z0-9_]*``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+
+from sysext_builder.errors import ReleaseError
+
+_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_SAFE_RE = re.compile(r"^[A-Za-z0-9_.,:/+@%=-]*$")
+
+
+def parse(text: str, source: str = "<string>") -> dict[str, str]:
+    """Parse os-release text; errors name ``source`` and the line."""
+    fields: dict[str, str] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not _KEY_RE.match(key):
+            raise ReleaseError(f"{source}:{lineno}: not a KEY=value line: {raw!r}")
+        try:
+            parts = shlex.split(value, comments=False, posix=True)
+        except ValueError as exc:
+            raise ReleaseError(f"{source}:{lineno}: bad quoting in {key}: {exc}") from exc
+        if len(parts) > 1:
+            raise ReleaseError(f"{source}:{lineno}: {key} value has unquoted spaces",
+                               hint='quote it: KEY="a b"')
+        fields[key] = parts[0] if parts else ""
+    return fields
+
+
+def read_file(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ReleaseError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse(text, str(path))
+
+
+def read_root(root: Path) -> dict[str, str] | None:
+    """os-release of a root tree: ``etc/os-release``, else ``usr/lib/os-release``."""
+    for rel in ("etc/os-release", "usr/lib/os-release"):
+        candidate = root / rel
+        if candidate.is_file() or candidate.is_symlink():
+            try:
+                return read_file(candidate)
+            except ReleaseError:
+                if candidate.is_symlink():
+                    # etc/os-release -> ../usr/lib/os-release is absolute-safe only inside ROOT
+                    continue
+                raise
+    return None
+
+
+def quote(value: str) -> str:
+    """Quote a value for os-release (double quotes only when needed)."""
+    if _SAFE_RE.match(value):
+        return value
+    escaped = "".join("\\" + c if c in '"\\$`' else c for c in value)
+    return f'"{escaped}"'
+
+
+def validate_value(key: str, value: str) -> None:
+    if not _KEY_RE.match(key):
+        raise ReleaseError(f"invalid os-release key {key!r}",
+                           hint="keys are upper case letters, digits and '_'")
+    if "\n" in value or "\r" in value:
+        raise ReleaseError(f"{key}: value must be a single line")
+    if any(ord(c) < 0x20 for c in value):
+        raise ReleaseError(f"{key}: value contains control characters")
+
+
+def render(fields: Mapping[str, str]) -> str:
+    """Render fields in the given order; validates keys and values."""
+    lines = []
+    for key, value in fields.items():
+        validate_value(key, value)
+        lines.append(f"{key}={quote(value)}")
+    return "\n".join(lines) + "\n"
