@@ -1,0 +1,65 @@
+# shellcheck shell=bash
+# sysext-builder's shell library for element hooks.  Source it from a hook:
+#
+#     source "$SYSEXT_FUNCTIONS"
+#
+# Every function is safe under `set -eu -o pipefail`.
+
+# Print an error and exit 1.
+die() {
+    echo "ERROR: $*" >&2
+    exit 1
+}
+
+warn() {
+    echo "WARNING: $*" >&2
+}
+
+info() {
+    echo "$*" >&2
+}
+
+# Enable UNIT by a shipped TARGET.wants/ symlink.  TARGET defaults to the
+# unit's [Install] WantedBy=.  Same as an `enable UNIT [TARGET]` line in the
+# element's `units` file.
+sysext_enable_unit() {
+    [ $# -ge 1 ] && [ $# -le 2 ] || die "usage: sysext_enable_unit UNIT [TARGET]"
+    echo "enable $*" >> "${SYSEXT_UNITS_FILE:?not running under sysext-create}"
+}
+
+# Keep UNIT running through an Upholds= drop-in on TARGET (default
+# multi-user.target is not assumed: WantedBy= of the unit, as for enable).
+sysext_upholds_unit() {
+    [ $# -ge 1 ] && [ $# -le 2 ] || die "usage: sysext_upholds_unit UNIT [TARGET]"
+    echo "upholds $*" >> "${SYSEXT_UNITS_FILE:?not running under sysext-create}"
+}
+
+# Install SRC into the staging root at DEST (absolute inside the image) with MODE.
+sysext_install_file() {
+    [ $# -ge 2 ] || die "usage: sysext_install_file SRC DEST [MODE]"
+    local src=$1 dest=$2 mode=${3:-0644}
+    case "$dest" in
+        /usr/*|/opt/*) ;;
+        *) die "sysext_install_file: $dest is outside /usr and /opt" ;;
+    esac
+    install -D -m "$mode" "$src" "${TARGET_ROOT:?}$dest"
+}
+
+# Append tmpfiles.d lines to usr/lib/tmpfiles.d/NAME.conf in the image.
+sysext_tmpfiles() {
+    [ $# -ge 2 ] || die "usage: sysext_tmpfiles NAME LINE..."
+    local name=$1; shift
+    local dir="${TARGET_ROOT:?}/usr/lib/tmpfiles.d"
+    mkdir -p "$dir"
+    printf '%s\n' "$@" >> "$dir/$name.conf"
+}
+
+# Place FILE beside the image (never inside it) as NAME (default: its basename).
+sysext_artifact() {
+    [ $# -ge 1 ] && [ $# -le 2 ] || die "usage: sysext_artifact FILE [NAME]"
+    local name=${2:-$(basename "$1")}
+    case "$name" in
+        */*|.*|"") die "sysext_artifact: bad artifact name '$name'" ;;
+    esac
+    install -m 0644 "$1" "${SYSEXT_ARTIFACTS_DIR:?not running under sysext-create}/$name"
+}

@@ -1,0 +1,110 @@
+"""The build directory and its lifecycle.
+
+Layout of one work directory::
+
+    WORK/root/        TARGET_ROOT, the staging tree that becomes the extension
+    WORK/hooks/       TMP_HOOKS_PATH: every element's files merged by symlinks
+    WORK/tmp/         TMP_BUILD_DIR, scratch space for hooks
+    WORK/artifacts/   SYSEXT_ARTIFACTS_DIR: files placed beside the image
+    WORK/state/       builder state (unit declarations written by hooks, ...)
+    WORK/pack/        images while they are being packed
+
+The directory is removed when the build ends unless ``keep`` is set; on
+failure the path is logged so the user can look (with ``--keep-workdir``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from sysext_builder.element import Element
+from sysext_builder.errors import OutputError
+
+LOG = logging.getLogger(__name__)
+
+
+def _rmtree_onerror(func: object, path: str, exc: BaseException) -> None:
+    # A hook may have left read-only directories behind; make them writable.
+    parent = os.path.dirname(path)
+    try:
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except OSError:
+        LOG.warning("could not remove %s: %s", path, exc)
+
+
+def remove_tree(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, onerror=lambda f, p, e: _rmtree_onerror(f, p, e[1]))
+
+
+class Workspace:
+    """Context manager owning one build's work directory."""
+
+    def __init__(self, parent: Path | None = None, keep: bool = False) -> None:
+        self.keep = keep
+        base = parent if parent is not None else Path(os.environ.get("TMPDIR", "/var/tmp"))
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            self.path = Path(tempfile.mkdtemp(prefix="sysext-build.", dir=base))
+        except OSError as exc:
+            raise OutputError(f"cannot create a work directory under {base}: {exc.strerror}",
+                              hint="pass --workdir DIR on a writable file system") from exc
+        self.root = self.path / "root"
+        self.hooks = self.path / "hooks"
+        self.tmp = self.path / "tmp"
+        self.artifacts = self.path / "artifacts"
+        self.state = self.path / "state"
+        self.pack = self.path / "pack"
+        for directory in (self.root, self.hooks, self.tmp, self.artifacts, self.state,
+                          self.pack):
+            directory.mkdir()
+        self.root.chmod(0o755)
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.keep:
+            LOG.info("work directory kept: %s", self.path)
+            return
+        if exc is not None:
+            LOG.info("build failed; work directory removed (pass --keep-workdir to keep it)")
+        remove_tree(self.path)
+
+    def link_hooks(self, elements: Sequence[Element]) -> None:
+        """Populate TMP_HOOKS_PATH: each element file symlinked under one tree.
+
+        Later elements do not overwrite earlier ones; real collisions were
+        already refused by :mod:`sysext_builder.phases`.
+        """
+        for element in elements:
+            for entry in sorted(element.entries):
+                src = element.path / entry
+                if entry in ("README.rst", "element-deps", "element-provides", "static"):
+                    continue
+                if src.is_dir():
+                    for dirpath, _dirnames, filenames in os.walk(src):
+                        rel = Path(dirpath).relative_to(element.path)
+                        (self.hooks / rel).mkdir(parents=True, exist_ok=True)
+                        for name in sorted(filenames):
+                            dest = self.hooks / rel / name
+                            if not dest.exists():
+                                dest.symlink_to(Path(dirpath) / name)
+                else:
+                    dest = self.hooks / entry
+                    if not dest.exists():
+                        dest.symlink_to(src)
