@@ -43,6 +43,9 @@ def setup_logging(debug: bool = False, logfile: str | None = None,
         filehandler.setLevel(logging.DEBUG)
         root.addHandler(filehandler)
     root.setLevel(logging.DEBUG if (debug or logfile) else level)
+    # stevedore warns about every plugin it cannot find; our PluginError says it
+    # better (with the available names), so keep its chatter for --debug.
+    logging.getLogger("stevedore").setLevel(logging.DEBUG if debug else logging.ERROR)
 
 
 @dataclass
