@@ -25,7 +25,13 @@ def search_path(cli_dirs: Sequence[str] = (), environ: Mapping[str, str] | None 
         result += [SearchDir(path, origin) for origin, path in plugins.element_dirs()]
     if builtin:
         result.append(SearchDir(paths.builtin_elements_dir(), "built-in"))
-    return result
+    unique: list[SearchDir] = []
+    seen: set[Path] = set()
+    for sdir in result:
+        if sdir.path not in seen:  # the same dir twice would "override" itself
+            seen.add(sdir.path)
+            unique.append(sdir)
+    return unique
 
 
 def index(cli_dirs: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> ElementIndex:

@@ -35,7 +35,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 def valid_name(name: str) -> bool:
     """Element (and virtual) names: letters, digits, ``_ . + -``; no leading punctuation."""
-    return bool(_NAME_RE.match(name))
+    return bool(_NAME_RE.fullmatch(name))  # fullmatch: "$" alone lets "a\n" through
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,8 @@ def read_name_list(path: Path) -> tuple[str, ...]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ElementFormatError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except OSError as exc:
+        raise ElementFormatError(f"{path}: cannot read: {exc.strerror}") from exc
     names: list[str] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
@@ -149,12 +151,16 @@ class ElementIndex:
     def _scan(self, sdir: SearchDir) -> None:
         try:
             with os.scandir(sdir.path) as it:
-                children = sorted((e.name for e in it if e.is_dir()))
+                children = sorted(e.name for e in it if e.is_dir())
         except FileNotFoundError:
             LOG.warning("element directory %s (%s) does not exist", sdir.path, sdir.origin)
             return
         except NotADirectoryError:
             LOG.warning("element path %s (%s) is not a directory", sdir.path, sdir.origin)
+            return
+        except OSError as exc:
+            LOG.warning("element directory %s (%s) cannot be read: %s", sdir.path, sdir.origin,
+                        exc.strerror)
             return
         for name in children:
             if name.startswith("."):

@@ -65,7 +65,7 @@ class Resolution:
     parents: Mapping[str, str | None]
     #: virtual name -> providing element
     virtual: Mapping[str, str]
-    graph: nx.DiGraph  # edge a -> b: a needs b (attribute "via" for virtual names)
+    graph: nx.DiGraph[str]  # edge a -> b: a needs b (attribute "via" for virtual names)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -173,15 +173,21 @@ def _unsatisfied(name: str, needers: list[str], closure: _Closure, catalog: Cata
     first = needers[0]
     chain = " -> ".join(_chain(closure.parents, first) + [name])
     known = sorted(e.name for e in catalog.load_all() if name in e.provides)
+    if name in catalog and known:
+        # The element was replaced by a provider that only the element itself
+        # pulled in: dropping the element dropped its replacement too.
+        raise ProvidesConflictError(
+            f"{name!r} is an element (required by {chain}) and is also provided by "
+            f"{', '.join(known)}, which only {name!r} itself selects",
+            hint=f"depend on {known[0]!r} directly, or remove {name!r} from its "
+                 "element-provides")
     if known:
         raise MissingProviderError(
             f"{name!r} needed by {', '.join(needers)} is provided by no selected element "
             f"(required by {chain})",
             hint="known providers: " + ", ".join(known) + "; add one of them to the build")
-    extra = [] if name not in catalog else [f"{name!r} is an element, but a selected element "
-                                            "that provides it was dropped with it"]
     provided_names = [p for e in catalog.load_all() for p in e.provides]
-    hints = [h for h in [*extra, _did_you_mean(name, [*catalog.names(), *provided_names]),
+    hints = [h for h in [_did_you_mean(name, [*catalog.names(), *provided_names]),
                          catalog.searched_hint()] if h]
     raise MissingElementError(f"element {name!r} not found (required by {chain})",
                               hint="; ".join(hints))
@@ -207,10 +213,10 @@ def _check_conflicts(requested: Sequence[str], closure: _Closure,
                 hint=f"drop {provided!r} from the request or the element that provides it")
 
 
-def _build_graph(closure: _Closure, virtual: Mapping[str, str]) -> nx.DiGraph:
+def _build_graph(closure: _Closure, virtual: Mapping[str, str]) -> nx.DiGraph[str]:
     import networkx as nx
 
-    graph = nx.DiGraph()
+    graph: nx.DiGraph[str] = nx.DiGraph()
     graph.add_nodes_from(sorted(closure.selected))
     for name in sorted(closure.selected):
         for dep in sorted(closure.selected[name].deps):
@@ -223,12 +229,15 @@ def _build_graph(closure: _Closure, virtual: Mapping[str, str]) -> nx.DiGraph:
     return graph
 
 
-def _raise_cycle(graph: nx.DiGraph) -> None:
+def _raise_cycle(graph: nx.DiGraph[str]) -> None:
     import networkx as nx
 
     # The shortest cycle through the smallest name of the first cyclic strongly
     # connected component: deterministic and cheap even on large graphs.
-    components = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
+    # A self-loop is a one-node component (only a Catalog other than ElementIndex,
+    # which rejects self-dependencies, can produce one).
+    components = [sorted(c) for c in nx.strongly_connected_components(graph)
+                  if len(c) > 1 or graph.has_edge(next(iter(c)), next(iter(c)))]
     component = min(components)
     start = component[0]
     sub = graph.subgraph(component)

@@ -19,11 +19,10 @@ LOG = logging.getLogger(__name__)
 class CIFormatter(logging.Formatter):
     """``2026-11-22T10:00:00.123Z LEVEL message`` with UTC timestamps."""
 
-    converter = time.gmtime
-
     def __init__(self) -> None:
         super().__init__("%(asctime)s.%(msecs)03dZ %(levelname)-7s %(message)s",
                          datefmt="%Y-%m-%dT%H:%M:%S")
+        self.converter = time.gmtime
 
 
 def setup_logging(debug: bool = False, logfile: str | None = None,

@@ -1,0 +1,201 @@
+"""Repository invariants: module size, layering, and lint of the built-in elements."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from sysext_builder.element import PHASES, read_name_list
+from tests.base import PACKAGE_DIR, TestCase
+
+MAX_MODULE_LINES = 400
+ELEMENTS_DIR = PACKAGE_DIR / "elements"
+HOOK_NAME_RE = re.compile(r"^[0-9]+-[A-Za-z0-9_-]+$")
+_CLI_RE = re.compile(r"^sysext_builder\.cli(\.|$)")
+
+
+def modules() -> Iterator[tuple[str, Path]]:
+    """(path relative to the repository, path) of every module of the package."""
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        rel = path.relative_to(PACKAGE_DIR.parent).as_posix()
+        if rel.startswith(("sysext_builder/elements/", "sysext_builder/lib/")):
+            continue  # element data and the shell library are not Python modules
+        yield rel, path
+
+
+def _module_name(rel: str) -> str:
+    name = rel.removesuffix(".py").replace("/", ".")
+    return name.removesuffix(".__init__")
+
+
+def imported_modules(source: str, module: str = "sysext_builder.x") -> set[str]:
+    """Absolute names of every module imported by ``source`` (relative ones resolved)."""
+    names: set[str] = set()
+    package = module.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[:len(parts) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))
+              and getattr(node.func, "id", getattr(node.func, "attr", "")) in
+              ("import_module", "__import__") and node.args):
+            names.add(_static_prefix(node.args[0]))
+    return names
+
+
+def _static_prefix(arg: ast.expr) -> str:
+    """The literal start of a module-name argument (``f"pkg.{x}"`` gives ``pkg``)."""
+    if isinstance(arg, ast.Constant):
+        return str(arg.value)
+    prefix = ""
+    if isinstance(arg, ast.JoinedStr):
+        for value in arg.values:
+            if not isinstance(value, ast.Constant):
+                break
+            prefix += str(value.value)
+    return prefix.rstrip(".")
+
+
+def forbidden_calls(source: str) -> list[str]:
+    """``print(...)`` and ``sys.exit(...)``/``exit(...)``/``quit(...)`` calls in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in ("print", "exit", "quit"):
+            found.append(f"{func.id}() at line {node.lineno}")
+        elif (isinstance(func, ast.Attribute) and func.attr == "exit"
+              and isinstance(func.value, ast.Name) and func.value.id in ("sys", "os")):
+            found.append(f"{func.value.id}.exit() at line {node.lineno}")
+    return found
+
+
+def _top(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+class TestCheckers(TestCase):
+    """The checkers below really find what they look for."""
+
+    def test_imported_modules(self) -> None:
+        source = ("import subprocess\nfrom stevedore import driver\n"
+                  "from . import cli\nfrom .cli import common\n"
+                  "importlib.import_module('sysext_builder.cli.x')\n"
+                  "import_module(f'sysext_builder.formats.{name}')\n"
+                  "'sysext_builder.cli is only mentioned here'\n")
+        names = imported_modules(source, "sysext_builder.builder")
+        self.assertTrue({"subprocess", "stevedore", "sysext_builder.cli",
+                         "sysext_builder.cli.common", "sysext_builder.cli.x",
+                         "sysext_builder.formats"} <= names, names)
+        self.assertNotIn("sysext_builder.cli is only mentioned here", names)
+
+    def test_forbidden_calls(self) -> None:
+        source = ('"""never print( here"""\ndef f():\n    print("x")\n    sys.exit(1)\n'
+                  '    log.print_stats()\n    os.exit(2)\n')
+        self.assertEqual(["print() at line 3", "sys.exit() at line 4", "os.exit() at line 6"],
+                         forbidden_calls(source))
+
+
+class TestModules(TestCase):
+
+    def test_found_modules(self) -> None:
+        rels = [rel for rel, _ in modules()]
+        for expected in ("sysext_builder/graph.py", "sysext_builder/cli/common.py",
+                         "sysext_builder/runner.py", "sysext_builder/plugins.py"):
+            self.assertIn(expected, rels)
+
+    def test_module_size(self) -> None:
+        too_long = []
+        for rel, path in modules():
+            count = len(path.read_text(encoding="utf-8").splitlines())
+            if count > MAX_MODULE_LINES:
+                too_long.append(f"{rel}: {count} lines")
+        self.assertEqual([], too_long, f"modules over {MAX_MODULE_LINES} lines")
+
+    def test_library_never_prints_or_exits(self) -> None:
+        # __main__.py is the ``python -m`` entry point: a CLI module in all but location.
+        offenders = []
+        for rel, path in modules():
+            if rel.startswith("sysext_builder/cli/") or rel == "sysext_builder/__main__.py":
+                continue
+            offenders += [f"{rel}: {c}" for c in forbidden_calls(path.read_text("utf-8"))]
+        self.assertEqual([], offenders)
+
+    def _importers(self, predicate: object) -> list[str]:
+        result = []
+        for rel, path in modules():
+            names = imported_modules(path.read_text("utf-8"), _module_name(rel))
+            if any(predicate(n) for n in names):  # type: ignore[operator]
+                result.append(rel)
+        return result
+
+    def test_only_runner_imports_subprocess(self) -> None:
+        self.assertEqual(["sysext_builder/runner.py"],
+                         self._importers(lambda n: _top(n) == "subprocess"))
+
+    def test_only_plugins_imports_stevedore(self) -> None:
+        self.assertEqual(["sysext_builder/plugins.py"],
+                         self._importers(lambda n: _top(n) == "stevedore"))
+
+    def test_nothing_imports_the_cli(self) -> None:
+        importers = self._importers(lambda n: bool(_CLI_RE.match(n)))
+        outside = [rel for rel in importers if not rel.startswith("sysext_builder/cli/")
+                   and rel != "sysext_builder/__main__.py"]
+        self.assertEqual([], outside)
+        self.assertIn("sysext_builder/__main__.py", importers)
+
+
+class TestBuiltinElements(TestCase):
+
+    def elements(self) -> list[Path]:
+        found = sorted(p for p in ELEMENTS_DIR.iterdir() if p.is_dir()
+                       and not p.name.startswith((".", "_")))
+        self.assertNotEqual([], found)
+        return found
+
+    def test_readme(self) -> None:
+        missing = [p.name for p in self.elements() if not (p / "README.rst").is_file()]
+        self.assertEqual([], missing, "built-in elements without README.rst")
+
+    def test_name_lists_parse_and_are_sorted(self) -> None:
+        problems = []
+        for element in self.elements():
+            for name in ("element-deps", "element-provides"):
+                path = element / name
+                if not path.exists():
+                    continue
+                names = list(read_name_list(path))  # raises on a malformed file
+                if name == "element-deps" and names != sorted(names):
+                    problems.append(f"{element.name}/{name} is not sorted: {names}")
+                if len(names) != len([ln for ln in path.read_text().splitlines()
+                                      if ln.split("#", 1)[0].strip()]):
+                    problems.append(f"{element.name}/{name} has duplicate names")
+        self.assertEqual([], problems)
+
+    def test_hooks_executable_and_named(self) -> None:
+        problems = []
+        for element in self.elements():
+            for phase in PHASES:
+                phase_dir = element / phase
+                if not phase_dir.is_dir():
+                    continue
+                for hook in sorted(phase_dir.iterdir()):
+                    if hook.is_dir():
+                        continue  # install-type directories hold their own hooks
+                    rel = hook.relative_to(ELEMENTS_DIR)
+                    if not HOOK_NAME_RE.match(hook.name):
+                        problems.append(f"{rel}: hook names are NN-name ({HOOK_NAME_RE.pattern})")
+                    if not os.access(hook, os.X_OK):
+                        problems.append(f"{rel}: not executable")
+        self.assertEqual([], problems)
