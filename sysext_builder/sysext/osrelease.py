@@ -8,7 +8,6 @@ values may be unquoted or quoted with ``"`` or ``'`` using shell escaping
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,14 +28,50 @@ def parse(text: str, source: str = "<string>") -> dict[str, str]:
         if not sep or not _KEY_RE.match(key):
             raise ReleaseError(f"{source}:{lineno}: not a KEY=value line: {raw!r}")
         try:
-            parts = shlex.split(value, comments=False, posix=True)
+            fields[key] = _unquote(value.lstrip())
+        except _UnquotedSpace as exc:
+            raise ReleaseError(f"{source}:{lineno}: {key} value has unquoted spaces",
+                               hint='quote it: KEY="a b"') from exc
         except ValueError as exc:
             raise ReleaseError(f"{source}:{lineno}: bad quoting in {key}: {exc}") from exc
-        if len(parts) > 1:
-            raise ReleaseError(f"{source}:{lineno}: {key} value has unquoted spaces",
-                               hint='quote it: KEY="a b"')
-        fields[key] = parts[0] if parts else ""
     return fields
+
+
+class _UnquotedSpace(ValueError):
+    pass
+
+
+def _unquote(value: str) -> str:
+    """Undo shell quoting the way systemd's env-file parser does.
+
+    Inside double quotes a backslash escapes only the double quote, backslash,
+    dollar and backquote (other backslashes stay); outside quotes it escapes any character;
+    single quotes are literal.  Quoted and unquoted parts may be concatenated.
+    """
+    out: list[str] = []
+    quote = ""
+    chars = iter(value)
+    for char in chars:
+        if quote == "'":
+            quote, keep = ("", "") if char == "'" else (quote, char)
+        elif quote == '"':
+            if char == "\\":
+                nxt = next(chars, "")
+                keep = nxt if nxt in '"\\`$' else "\\" + nxt
+            else:
+                quote, keep = ("", "") if char == '"' else (quote, char)
+        elif char in "'\"":
+            quote, keep = char, ""
+        elif char == "\\":
+            keep = next(chars, "\\")
+        elif char.isspace():
+            raise _UnquotedSpace("unquoted whitespace")
+        else:
+            keep = char
+        out.append(keep)
+    if quote:
+        raise ValueError("No closing quotation")
+    return "".join(out)
 
 
 def read_file(path: Path) -> dict[str, str]:
