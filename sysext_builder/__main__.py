@@ -12,6 +12,8 @@ def main(argv: list[str]) -> int:
 
     commands = {
         "sysext-element-info": "element_info",
+        "sysext-check": "check",
+        "sysext-create": "create",
     }
     if not argv or argv[0] not in commands:
         print("usage: python -m sysext_builder {" + ",".join(sorted(commands)) + "} [ARGS...]",

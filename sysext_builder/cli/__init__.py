@@ -10,3 +10,15 @@ def element_info_main(argv: Sequence[str] | None = None) -> int:
     from sysext_builder.cli import element_info
 
     return element_info.main(argv)
+
+
+def create_main(argv: Sequence[str] | None = None) -> int:
+    from sysext_builder.cli import create
+
+    return create.main(argv)
+
+
+def check_main(argv: Sequence[str] | None = None) -> int:
+    from sysext_builder.cli import check
+
+    return check.main(argv)

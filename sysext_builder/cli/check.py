@@ -1,0 +1,144 @@
+"""``sysext-check``: would systemd-sysext merge this image on that target?"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from sysext_builder.cli import common
+
+PROG = "sysext-check"
+
+DESCRIPTION = """\
+Read the extension-release of IMAGE (a squashfs or erofs NAME.raw, or a
+directory; no root needed) and check it as systemd-sysext would: the file
+must be usr/lib/extension-release.d/extension-release.NAME where NAME is the
+image's file name minus .raw, and its ID, VERSION_ID / SYSEXT_LEVEL,
+ARCHITECTURE and SYSEXT_SCOPE must match the target's os-release.
+
+Prints "compatible" or "incompatible: REASON".  The target is --os-release
+FILE, or the os-release of --root DIR (etc/os-release, else
+usr/lib/os-release), or by default this machine's.
+
+--merge then really merges the image with systemd-sysext into a scratch root
+carrying a copy of the target's os-release, inside a private mount namespace
+(root only; the host is not touched), and lists the files that appeared
+under usr/ and opt/.
+"""
+
+EPILOG = """\
+exit codes: 0 compatible (and merged), 2 usage, 22 a required tool is missing,
+23 an os-release / extension-release file is malformed, 25 --merge without
+root or without mount namespaces, 30 incompatible (or refused by
+systemd-sysext), 31 image unreadable, without extension-release or with a
+name mismatch.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common.parser(PROG, DESCRIPTION, EPILOG)
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--os-release", metavar="FILE", type=Path,
+                        help="the target's os-release file")
+    target.add_argument("--root", metavar="DIR", type=Path,
+                        help="the target's root directory (its etc/os-release, else "
+                             "usr/lib/os-release)")
+    p.add_argument("--merge", action="store_true",
+                   help="also merge it for real with systemd-sysext in a private mount "
+                        "namespace and list what appeared (needs root)")
+    p.add_argument("--systemd-version", metavar="N", type=int,
+                   help="the target's systemd version, for the name rule (>= 256 cuts the "
+                        "name at '_' or '+') and ID_LIKE matching (>= 258) (default: the "
+                        "version of systemd-sysext here, else 252)")
+    p.add_argument("--arch", metavar="ARCH",
+                   help="the target architecture in systemd's spelling, e.g. x86-64 or "
+                        "arm64 (default: this machine's)")
+    p.add_argument("--scope", choices=("system", "portable", "initrd"), default="system",
+                   help="the scope the target uses the extension in (default: %(default)s)")
+    p.add_argument("image", metavar="IMAGE", type=Path, help="NAME.raw or a directory")
+    return p
+
+
+def _target(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+    from sysext_builder.errors import ReleaseError
+    from sysext_builder.sysext import osrelease
+
+    if args.os_release is not None:
+        return str(args.os_release), osrelease.read_file(args.os_release)
+    root = args.root if args.root is not None else Path("/")
+    fields = osrelease.read_root(root)
+    if fields is None:
+        raise ReleaseError(f"{root}: neither etc/os-release nor usr/lib/os-release exists",
+                           hint="give the target with --os-release FILE")
+    return f"os-release of {root}", fields
+
+
+def _arch(args: argparse.Namespace) -> str:
+    from sysext_builder.errors import UsageError
+    from sysext_builder.sysext import release
+
+    if args.arch is None:
+        return release.systemd_arch()
+    if not release.valid_arch(args.arch) or args.arch == "_any":
+        raise UsageError(f"unknown architecture {args.arch!r}",
+                         hint="use systemd's spelling, e.g. x86-64, arm64, ppc64-le")
+    return str(args.arch)
+
+
+def _merge(image: Path, target: dict[str, str]) -> int:
+    from sysext_builder.errors import IncompatibleError
+    from sysext_builder.sysext import verify
+
+    result = verify.merge(image, target)
+    if not result.accepted:
+        print(f"merge refused by systemd-sysext: {result.refusal()}")
+        return IncompatibleError.exit_code
+    print(f"merged: {len(result.appeared)} files appeared under usr/ and opt/")
+    for path in result.appeared:
+        print(f"  {path}")
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    from sysext_builder.errors import EnvironmentUnusableError, ImageError, IncompatibleError
+    from sysext_builder.sysext import compat, image, verify
+
+    if args.merge and os.geteuid() != 0:
+        raise EnvironmentUnusableError(
+            "--merge needs root: systemd-sysext mounts the image in a private mount namespace",
+            hint="run as root, or drop --merge for the read-only check")
+    version = args.systemd_version
+    if version is None:
+        version = verify.systemd_version() or 252
+    arch = _arch(args)
+    described, target = _target(args)
+    ext = image.read_extension(args.image, systemd_version=version)
+    common.LOG.info("%s: %s image, %s: %s", ext.path.name, ext.kind, ext.release_file,
+                    " ".join(f"{k}={v}" for k, v in ext.fields.items()))
+    common.LOG.info("target: %s (%s), architecture %s, scope %s, systemd %d", described,
+                    " ".join(f"{k}={target[k]}" for k in ("ID", "VERSION_ID", "SYSEXT_LEVEL")
+                             if k in target), arch, args.scope, version)
+    if ext.kind != "directory" and not ext.path.name.endswith(".raw"):
+        common.LOG.warning("systemd-sysext only picks up image files named NAME.raw")
+    if ext.has_os_release:
+        raise ImageError(f"{ext.path.name}: ships usr/lib/os-release, which systemd-sysext "
+                         "refuses in an extension")
+    reason = compat.incompatibility(ext.fields, target, host_arch=arch, scope=args.scope,
+                                    id_like=version >= 258)
+    if reason is not None:
+        print(f"incompatible: {reason}")
+        return IncompatibleError.exit_code
+    print("compatible")
+    if args.merge:
+        return _merge(args.image, target)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = common.parse(build_parser(), argv)
+    from sysext_builder.log import setup_logging
+
+    setup_logging(debug=args.debug)
+    return common.run(PROG, args.debug, lambda: check(args))
