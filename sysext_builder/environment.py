@@ -28,15 +28,15 @@ __sb_files=("$@")
 __sb_i=0
 for __sb_f in "${__sb_files[@]}"; do
     if ! source "$__sb_f"; then
-        echo "%(mark)s-failed $__sb_i" >&2
-        exit %(fail)d
+        echo "@MARK@-failed $__sb_i" >&2
+        exit @FAIL@
     fi
     __sb_i=$((__sb_i + 1))
 done
 unset __sb_f __sb_i __sb_files
-printf '%%s\0' "%(mark)s"
+printf '%s\0' "@MARK@"
 env -0
-""" % {"mark": _MARK, "fail": _FAIL}
+""".replace("@MARK@", _MARK).replace("@FAIL@", str(_FAIL))
 
 
 def parse_env0(data: str) -> dict[str, str]:

@@ -109,7 +109,7 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
         what: str | None = None) -> Completed:
     """Run to completion capturing stdout/stderr (text)."""
     LOG.debug("run: %s", " ".join(argv))
-    proc = subprocess.Popen(list(argv), env=dict(env) if env is not None else None, cwd=cwd,
+    proc = subprocess.Popen(list(argv), env=dict(env) if env is not None else None, cwd=cwd,  # noqa: S603 - the one place commands run; argv lists, never a shell string
                             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -133,7 +133,7 @@ def stream(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
     """
     LOG.debug("stream: %s", " ".join(argv))
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
-    proc = subprocess.Popen(list(argv), env=dict(env) if env is not None else None, cwd=cwd,
+    proc = subprocess.Popen(list(argv), env=dict(env) if env is not None else None, cwd=cwd,  # noqa: S603 - the one place commands run; argv lists, never a shell string
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     assert proc.stdout is not None

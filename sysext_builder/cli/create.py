@@ -1,0 +1,129 @@
+"""``sysext-create``: build a systemd-sysext image from elements."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from sysext_builder.cli import common
+
+PROG = "sysext-create"
+LOG = logging.getLogger("sysext_builder.cli")
+
+DESCRIPTION = """\
+Resolve ELEMENTs and their dependencies, run their hooks into a staging tree,
+turn the tree into a valid systemd system extension (only /usr and /opt,
+/etc and /var lowered to tmpfiles.d, units enabled by shipped symlinks,
+extension-release written) and pack it.
+
+Phases run in this order: extra-data.d, pre-install.d, install.d (after the
+elements' static/ trees are copied in), post-install.d, finalise.d, cleanup.d.
+Hooks see TARGET_ROOT, ARCH, SYSEXT_NAME, IMAGE_ELEMENT, TMP_BUILD_DIR,
+TMP_HOOKS_PATH, SOURCE_DATE_EPOCH, SYSEXT_FUNCTIONS (a shell library to
+source), SYSEXT_ARTIFACTS_DIR (files placed beside the image) and your DIB_*
+variables, plus whatever the elements' environment.d files export.
+
+The target identity comes from, in order of precedence: the --os-* options,
+--os-release FILE, then defaults the elements set in environment.d
+(SYSEXT_DEFAULT_OS_ID, SYSEXT_DEFAULT_OS_VERSION_ID,
+SYSEXT_DEFAULT_SYSEXT_LEVEL, SYSEXT_DEFAULT_SCOPE, SYSEXT_DEFAULT_NAME).
+"""
+
+EPILOG = """\
+outputs (in the -o directory): NAME.raw (squashfs/erofs) or NAME/ (directory),
+NAME.manifest.json, NAME.raw.sha256 with --checksum, and any artifacts the
+elements place beside the image.  Outputs are written under temporary names
+and renamed into place only when the whole build succeeded.
+
+exit codes: 0 ok, 2 usage, 10-16 element and configuration errors (see
+sysext-element-info --help), 20 a hook failed, 21 the tree breaks the sysext
+rules, 22 a required tool is missing, 23 bad extension-release values,
+24 writing the output failed, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common.parser(PROG, DESCRIPTION, EPILOG)
+    common.add_element_path(p)
+    p.add_argument("elements", metavar="ELEMENT", nargs="+", help="element to build")
+    out = p.add_argument_group("output")
+    out.add_argument("-o", "--output", metavar="PATH",
+                     help="DIR/NAME of the image; NAME is what systemd matches and names the "
+                          "extension-release file (default: ./ and the name the elements set)")
+    out.add_argument("-t", "--format", default="squashfs", metavar="FMT[,FMT]",
+                     help="output formats, comma separated: squashfs, erofs, directory "
+                          "(default: %(default)s)")
+    out.add_argument("--compression", metavar="ALG|FMT=ALG[,...]",
+                     help="compression for all formats, or per format "
+                          "(default: zstd for squashfs, lz4hc for erofs)")
+    out.add_argument("--checksum", action="store_true",
+                     help="also write NAME.raw.sha256 in sha256sum format")
+    ident = p.add_argument_group("target identity (extension-release)")
+    ident.add_argument("-a", "--arch", metavar="ARCH",
+                       help="ARCHITECTURE in systemd's spelling (x86-64, arm64, ...) or _any "
+                            "(default: the build host's)")
+    ident.add_argument("--os-release", metavar="FILE", type=Path,
+                       help="the target's os-release: ID, VERSION_ID and SYSEXT_LEVEL from it")
+    ident.add_argument("--os-id", metavar="ID", help="target ID (or _any for every OS)")
+    ident.add_argument("--os-version-id", metavar="VERSION",
+                       help="target VERSION_ID (exact match on the host)")
+    ident.add_argument("--sysext-level", metavar="LEVEL",
+                       help="target SYSEXT_LEVEL (version-independent extensions, e.g. 1.0)")
+    ident.add_argument("--scope", metavar="SCOPE",
+                       help='SYSEXT_SCOPE: words of "system portable initrd"')
+    run = p.add_argument_group("running")
+    run.add_argument("--workdir", metavar="DIR", type=Path,
+                     help="create the build directory under DIR (default: $TMPDIR or /var/tmp)")
+    run.add_argument("--keep-workdir", action="store_true",
+                     help="keep the build directory after the build, also on failure")
+    run.add_argument("-x", "--trace", action="store_true",
+                     help="run shell hooks with set -x (also exports DIB_DEBUG_TRACE=1)")
+    run.add_argument("--strict", action="store_true",
+                     help="refuse /etc and /var content instead of lowering it to tmpfiles.d")
+    run.add_argument("--logfile", metavar="FILE",
+                     help="also write the full debug log to FILE")
+    return p
+
+
+def _raise_on_signal(signum: int, frame: FrameType | None) -> None:
+    from sysext_builder.errors import Interrupted
+
+    raise Interrupted(signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = common.parse(build_parser(), argv)
+    from sysext_builder.log import setup_logging
+
+    setup_logging(debug=args.debug, logfile=args.logfile)
+
+    def body() -> int:
+        from sysext_builder import builder, config
+
+        cfg = config.BuildConfig(
+            elements=tuple(args.elements), output=args.output,
+            formats=config.parse_formats(args.format), compression=args.compression,
+            arch=args.arch, os_release=args.os_release, os_id=args.os_id,
+            os_version_id=args.os_version_id, sysext_level=args.sysext_level,
+            scope=args.scope, checksum=args.checksum, workdir=args.workdir,
+            keep_workdir=args.keep_workdir, trace=args.trace, strict=args.strict,
+            element_paths=tuple(args.element_path), epoch=config.epoch_from(os.environ),
+            environ=dict(os.environ))
+        result = builder.build(cfg)
+        for line in result.timings.table():
+            LOG.info("%s", line)
+        for path in [*result.images, result.manifest, *result.checksums, *result.artifacts]:
+            if path is not None:
+                print(path)
+        return 0
+
+    previous = signal.signal(signal.SIGTERM, _raise_on_signal)
+    try:
+        return common.run(PROG, args.debug, body)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
