@@ -174,3 +174,35 @@ class TestBuildImages(testtools.TestCase):
         self.assertEqual(143, code, err)
         self.assertEqual([], left)
         self.assertIn("interrupted by SIGTERM", err)
+
+
+class TestBuildThenMerge(testtools.TestCase):
+    """Images sysext-create writes are accepted by the real systemd-sysext."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        base.require_root("merging with systemd-sysext")
+        base.require_tool("systemd-sysext", "systemd")
+        self.out = Path(self.useFixture(fixtures.TempDir()).path)
+
+    def build(self, fmt: str) -> Path:
+        base.require_tool({"squashfs": "mksquashfs", "erofs": "mkfs.erofs"}[fmt],
+                          {"squashfs": "squashfs-tools", "erofs": "erofs-utils"}[fmt])
+        proc = base.run("sysext-create", "--element-path", str(base.BUILD_ELEMENTS), "hello",
+                        "-t", fmt, "-o", f"{self.out}/{fmt}/hello-ext")
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        return self.out / fmt / "hello-ext.raw"
+
+    def test_matching_target_merges_and_mismatching_is_refused(self) -> None:
+        from sysext_builder.sysext import verify
+
+        for fmt in ("squashfs", "erofs"):
+            image = self.build(fmt)
+            merged = verify.merge(image, {"ID": "sbtest", "VERSION_ID": "1"})
+            self.assertTrue(merged.accepted, merged.log)
+            self.assertIn("usr/bin/hello", merged.appeared)
+            self.assertIn("usr/lib/systemd/system/multi-user.target.wants/hello.service",
+                          merged.appeared)
+            refused = verify.merge(image, {"ID": "sbtest", "VERSION_ID": "2"})
+            self.assertFalse(refused.accepted, f"{fmt}: merged into a mismatching target")
+            self.assertNotIn("usr/bin/hello", refused.appeared)
