@@ -63,3 +63,21 @@ sysext_artifact() {
     esac
     install -m 0644 "$1" "${SYSEXT_ARTIFACTS_DIR:?not running under sysext-create}/$name"
 }
+
+# Ask for Python packages in the image: each SPEC is pinned (name==version), an
+# absolute path to a project directory, wheel or sdist, or git+https://...@REF.
+# The builder installs them after the phase, into the target's site directory
+# under /usr, with their dependencies (see sysext_builder/pip.py).
+sysext_pip_install() {
+    [ $# -ge 1 ] || die "usage: sysext_pip_install SPEC..."
+    local requests="${SYSEXT_STATE_DIR:?not running under sysext-create}/pip-requests"
+    local spec
+    for spec in "$@"; do
+        case "$spec" in
+            ""|-*) die "sysext_pip_install: '$spec' is not a package spec (no pip options)" ;;
+            *$'\n'*) die "sysext_pip_install: a SPEC cannot contain a newline" ;;
+        esac
+    done
+    printf '# requested by %s\n' "${0##*/}" >> "$requests"
+    printf '%s\n' "$@" >> "$requests"
+}
