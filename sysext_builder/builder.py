@@ -1,46 +1,46 @@
 """The build recipe: one readable list of named, timed steps.
 
-    resolve elements -> collect hooks -> prepare workspace -> element defaults
-    -> phases (extra-data .. cleanup) -> assemble extension -> pack each format
-    -> place image, manifest, checksum and artifacts atomically
+    resolve elements -> collect hooks -> open the base (if any) -> workspace
+    -> element defaults and target identity
+    -> phases: [root.d] extra-data (sources placed first) -> pre-install ->
+       install (static/ copied first) -> post-install -> finalise -> cleanup;
+       distro packages before, Python packages after the hooks of a phase
+    -> extract the extension from the overlay (with a base)
+    -> assemble the extension -> pack every format -> place all outputs
 
 Each step is a small function in the module that owns it; this module only
 strings them together.  Nothing is written to the output directory until
 every image is packed; then each output replaces its old copy by rename.
+
+Without ``--base`` hooks run on the host with ``TARGET_ROOT`` the staging
+tree.  With a base, ``pre-install.d``/``install.d``/``post-install.d`` run
+chrooted into an overlay whose lower layer is the (read-only) base, the other
+phases on the host with ``TARGET_ROOT`` the overlay's merged root.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from sysext_builder import environment, executor, manifest, paths, phases
-from sysext_builder.config import BuildConfig, split_output
+from sysext_builder import buildenv, environment, executor, manifest, outputs, phases
+from sysext_builder.base import BaseTree, open_base
+from sysext_builder.cache import Cache
+from sysext_builder.config import BuildConfig
 from sysext_builder.element import Element
-from sysext_builder.errors import OutputError, UsageError
+from sysext_builder.formats.base import OutputFormat
 from sysext_builder.graph import Catalog, Resolution
+from sysext_builder.installs import Installer, chroot_binds
 from sysext_builder.log import Timings, step
+from sysext_builder.overlay import INSIDE, Overlay, extract
 from sysext_builder.workspace import Workspace
-
-if TYPE_CHECKING:
-    from sysext_builder.formats import base as formats_base
-    from sysext_builder.sysext.units import UnitDecl
 
 LOG = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Target:
-    """Where the image goes and what it claims to extend."""
-
-    directory: Path
-    name: str
-    release_fields: Mapping[str, str]
+#: phases that run chrooted into the overlay when building on a base
+CHROOT_PHASES = ("pre-install.d", "install.d", "post-install.d")
 
 
 @dataclass
@@ -68,10 +68,14 @@ class _Build:
     plan: _Plan
     ws: Workspace
     env: dict[str, str]
-    target: Target
-    drivers: list[formats_base.OutputFormat]
+    target: buildenv.Target
+    installer: Installer
     result: BuildResult
     launcher: executor.Launcher
+    base: BaseTree | None = None
+    overlay: Overlay | None = None
+    chroot_env: dict[str, str] = field(default_factory=dict)
+    binds: list[tuple[Path, str]] = field(default_factory=list)
 
     @property
     def elements(self) -> tuple[Element, ...]:
@@ -86,239 +90,93 @@ def resolve(config: BuildConfig, catalog: Catalog | None = None) -> Resolution:
     return graph.resolve(config.elements, catalog)
 
 
-def collect(resolution: Resolution, environ: Mapping[str, str]) -> _Plan:
+def collect(resolution: Resolution, environ: Mapping[str, str], with_base: bool) -> _Plan:
     elements = resolution.order
     phases.check_source_repository_collisions(elements)
     phases.check_static_collisions(elements)
     hooks: dict[str, list[phases.Hook]] = {}
-    for phase in phases.BUILD_PHASES:
+    for phase in ("root.d", *phases.BUILD_PHASES):
         found, warnings = phases.scan(elements, phase, environ)
         for warning in warnings:
             LOG.warning("%s", warning)
+        if phase == "root.d" and found and not with_base:
+            LOG.warning("root.d hooks (%s) only run when building on a --base",
+                        ", ".join(h.label for h in found))
+            found = []
         hooks[phase] = found
         LOG.info("%s: %d hook(s)", phase, len(found))
     return _Plan(resolution, hooks, phases.environment_files(elements))
 
 
-def base_environment(config: BuildConfig, ws: Workspace,
-                     resolution: Resolution) -> dict[str, str]:
-    """What every environment.d file and hook starts from."""
-    from sysext_builder.sysext import release
-
-    env = {k: v for k, v in config.environ.items()
-           if k in ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "TZ", "USER", "LOGNAME",
-                    "http_proxy", "https_proxy", "no_proxy", "XDG_CACHE_HOME")}
-    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    env.update(config.user_variables())
-    lib = paths.shell_lib_dir()
-    env.update({
-        "TARGET_ROOT": str(ws.root),
-        "TMP_BUILD_DIR": str(ws.tmp),
-        "TMP_HOOKS_PATH": str(ws.hooks),
-        "SYSEXT_ARTIFACTS_DIR": str(ws.artifacts),
-        "SYSEXT_UNITS_FILE": str(ws.state / "units"),
-        "SYSEXT_LIB": str(lib),
-        "SYSEXT_FUNCTIONS": str(lib / "common-functions.sh"),
-        "ARCH": config.arch or release.systemd_arch(),
-        "IMAGE_ELEMENT": " ".join(resolution.names),
-        "SOURCE_DATE_EPOCH": str(config.epoch),
-        "DIB_DEBUG_TRACE": "1" if config.trace else "0",
-    })
-    return env
+def _translate(hook: phases.Hook) -> tuple[str, str]:
+    """Paths of a hook as it sees them inside the chroot."""
+    assert hook.element_dir is not None
+    inside = f"{INSIDE['elements']}/{hook.element}"
+    return f"{inside}/{hook.path.relative_to(hook.element_dir)}", inside
 
 
-def target(config: BuildConfig, defaults: Mapping[str, str], arch: str) -> Target:
-    """Output location and extension-release fields (options > os-release > elements)."""
-    from sysext_builder.sysext import osrelease, release
-
-    directory, name = split_output(config.output, defaults.get("SYSEXT_DEFAULT_NAME"))
-    release.validate_image_name(name)
-    target_release = osrelease.read_file(config.os_release) if config.os_release else {}
-    version_id = config.os_version_id or target_release.get("VERSION_ID")
-    level = config.sysext_level or target_release.get("SYSEXT_LEVEL")
-    if not config.os_release and not config.os_id:
-        version_id = version_id or defaults.get("SYSEXT_DEFAULT_OS_VERSION_ID") or None
-    if version_id is None and level is None:
-        level = defaults.get("SYSEXT_DEFAULT_SYSEXT_LEVEL") or None
-    extra = tuple((k[len("SYSEXT_RELEASE_"):], v) for k, v in sorted(defaults.items())
-                  if k.startswith("SYSEXT_RELEASE_") and v)
-    identity = release.identity_from(
-        None,
-        id=config.os_id or target_release.get("ID") or defaults.get("SYSEXT_DEFAULT_OS_ID"),
-        version_id=version_id, sysext_level=level, architecture=arch,
-        scope=config.scope or defaults.get("SYSEXT_DEFAULT_SCOPE") or None,
-        extra=extra)
-    fields = osrelease.parse(release.render_extension_release(identity), "extension-release")
-    if defaults.get("SYSEXT_RELOAD_MANAGER") == "1":
-        fields["EXTENSION_RELOAD_MANAGER"] = "1"
-    return Target(directory=directory, name=name, release_fields=fields)
-
-
-def copy_static(elements: Sequence[Element], root: Path) -> None:
-    for element in elements:
-        static = element.static_dir
-        if static is not None:
-            LOG.info("copying %s/static into the staging root", element.name)
-            shutil.copytree(static, root, symlinks=True, dirs_exist_ok=True)
-
-
-def unit_declarations(elements: Sequence[Element], ws: Workspace) -> list[UnitDecl]:
-    from sysext_builder.sysext import units
-
-    decls: list[UnitDecl] = []
-    for element in elements:
-        path = element.file("units")
-        if path is not None:
-            decls.extend(units.parse_units(path))
-    hook_decls = ws.state / "units"
-    if hook_decls.exists():
-        decls.extend(units.parse_units(hook_decls))
-    return decls
-
-
-def assemble(b: _Build) -> dict[str, str]:
-    """Turn the staging tree into a valid extension; returns extension-release fields."""
-    from sysext_builder.sysext import osrelease, release, tree, units
-
-    config, tgt, ws = b.config, b.target, b.ws
-    tree.lower_etc_var(ws.root, strict=config.strict, name=tgt.name)
-    created = units.apply_units(ws.root, unit_declarations(b.elements, ws), tgt.name)
-    for rel in created:
-        LOG.info("enabled unit: %s", rel)
-    tree.validate(ws.root)
-    fields = dict(tgt.release_fields)
-    if units.ships_units(ws.root):
-        fields["EXTENSION_RELOAD_MANAGER"] = "1"
-    rel_path = ws.root / release.release_path(tgt.name)
-    rel_path.parent.mkdir(parents=True, exist_ok=True)
-    rel_path.write_text(osrelease.render(fields), encoding="utf-8")
-    rel_path.chmod(0o644)
-    tree.normalise(ws.root, config.epoch)
-    return fields
-
-
+def run_phase(b: _Build, phase: str) -> None:
+    chroot = b.overlay is not None and phase in CHROOT_PHASES
+    phase_env = environment.source(b.plan.env_files, b.chroot_env if chroot else b.env, phase)
+    if phase == "extra-data.d":
+        b.installer.place_sources()
+    b.installer.install_packages(phase, phase_env)
+    if phase == "install.d":
+        buildenv.copy_static(b.elements, b.installer.root)
+    if b.overlay is not None:
+        phase_env.update(b.overlay.environment(chroot=chroot, binds=b.binds))
+    executor.run_phase(phase, b.plan.hooks[phase], phase_env, trace=b.config.trace,
+                       launcher=b.launcher, wrap=Overlay.wrap if b.overlay else None,
+                       translate=_translate if chroot else None)
+    b.installer.install_python(b.ws.state, phase_env,
+                               {inside: host for host, inside in b.binds})
+    if phase == "post-install.d":
+        b.installer.remove_packages()
+        b.installer.record_packages()
 
 
 def run_phases(b: _Build) -> None:
-    for phase in phases.BUILD_PHASES:
+    for phase in (("root.d",) if b.base else ()) + phases.BUILD_PHASES:
         with step(f"phase {phase}", b.result.timings):
-            if phase == "install.d":
-                copy_static(b.elements, b.ws.root)
-            phase_env = environment.source(b.plan.env_files, b.env, phase)
-            executor.run_phase(phase, b.plan.hooks[phase], phase_env, trace=b.config.trace,
-                               launcher=b.launcher)
+            run_phase(b, phase)
 
 
-def compression_for(config: BuildConfig, fmt: str) -> str | None:
-    """``--compression xz`` or ``--compression squashfs=xz,erofs=lz4hc``."""
-    if not config.compression:
-        return None
-    if "=" not in config.compression:
-        return config.compression
-    for part in config.compression.split(","):
-        key, _, value = part.partition("=")
-        if key.strip() == fmt:
-            return value.strip() or None
-    return None
+def _prepare_overlay(b: _Build) -> None:
+    """With a base: the overlay, the chroot's view of the builder and its environment."""
+    assert b.base is not None
+    b.overlay = Overlay.under(b.base.path, b.ws.path)
+    elements_copy = b.ws.copy_elements(b.elements)
+    chroot_hooks = b.ws.path / "hooks-chroot"
+    b.ws.link_hooks(b.elements, chroot_hooks, inside=INSIDE["elements"])
+    from sysext_builder import paths
+
+    b.binds = chroot_binds({"elements": elements_copy, "hooks": chroot_hooks,
+                            "tmp": b.ws.tmp, "artifacts": b.ws.artifacts,
+                            "state": b.ws.state, "lib": paths.shell_lib_dir()})
+    b.chroot_env = buildenv.chroot_environment(b.env, INSIDE)
 
 
-def load_formats(config: BuildConfig) -> list[formats_base.OutputFormat]:
-    """Format drivers, checked (tools, compression, name clashes) before any work."""
-    from sysext_builder import formats
+def assemble(b: _Build) -> dict[str, str]:
+    from sysext_builder.sysext.assemble import assemble as assemble_tree
 
-    drivers = [formats.get(name) for name in config.formats]
-    suffixes: dict[str, str] = {}
-    for drv in drivers:
-        if drv.suffix in suffixes:
-            raise UsageError(f"formats {suffixes[drv.suffix]} and {drv.name} would both write "
-                             f"NAME{drv.suffix or '/'}",
-                             hint="build them in separate runs with different -o")
-        suffixes[drv.suffix] = drv.name
-        drv.require_tools()
-        drv.resolve_compression(compression_for(config, drv.name))
-    return drivers
+    unit_files = [p for p in (e.file("units") for e in b.elements) if p is not None]
+    unit_files.append(b.ws.state / "units")
+    return assemble_tree(b.ws.root, b.target.name, b.target.release_fields, unit_files,
+                         strict=b.config.strict, epoch=b.config.epoch)
 
 
-class _Outputs:
-    """Files staged under temporary names in the output directory, committed together."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.pending: list[tuple[Path, Path]] = []
-
-    def reserve(self, name: str) -> tuple[Path, Path]:
-        from sysext_builder.formats.base import temp_path_for
-
-        final = self.directory / name
-        tmp = temp_path_for(final)
-        self.pending.append((tmp, final))
-        return tmp, final
-
-    def text(self, name: str, text: str) -> Path:
-        tmp, final = self.reserve(name)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.chmod(0o644)
-        return final
-
-    def commit(self) -> None:
-        from sysext_builder.formats.base import commit
-
-        for tmp, final in self.pending:
-            commit(tmp, final)
-            LOG.info("wrote %s", final)
-        self.pending = []
-
-    def discard(self) -> None:
-        from sysext_builder.formats.base import remove_path
-
-        for tmp, _ in self.pending:
-            remove_path(tmp)
-        self.pending = []
-
-
-def pack_images(b: _Build, out: _Outputs) -> list[dict[str, object]]:
-    images: list[dict[str, object]] = []
-    for drv in b.drivers:
-        tmp, final = out.reserve(b.target.name + drv.suffix)
-        comp = drv.resolve_compression(compression_for(b.config, drv.name))
-        with step(f"pack {drv.name} -> {final}", b.result.timings):
-            drv.pack(b.ws.root, tmp, epoch=b.config.epoch, compression=comp)
-        meta: dict[str, object] = {"format": drv.name, "file": final.name,
-                                   "compression": comp, "tools": drv.tool_versions()}
-        if tmp.is_file():
-            digest = manifest.sha256_file(tmp)
-            meta.update(sha256=digest, size=tmp.stat().st_size)
-            if b.config.checksum:
-                b.result.checksums.append(
-                    out.text(final.name + ".sha256", f"{digest}  {final.name}\n"))
-        images.append(meta)
-        b.result.images.append(final)
-    return images
-
-
-def place_outputs(b: _Build, fields: Mapping[str, str]) -> None:
-    """Pack every format, stage manifest, checksums and artifacts, then rename all."""
-    directory = b.target.directory
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output directory {directory}: {exc.strerror}") \
-            from exc
-    out = _Outputs(directory)
+def place_outputs(b: _Build, drivers: list[OutputFormat], fields: Mapping[str, str]) -> None:
+    out = outputs.output_directory(b.target.directory)
     try:
         files = manifest.file_list(b.ws.root)
-        images = pack_images(b, out)
-        artifact_names = sorted(os.listdir(b.ws.artifacts))
-        for name in artifact_names:
-            tmp, final = out.reserve(name)
-            shutil.copy2(b.ws.artifacts / name, tmp)
-            b.result.artifacts.append(final)
-        settings = {"name": b.target.name, "formats": list(b.config.formats),
-                    "arch": fields.get("ARCHITECTURE"), "source_date_epoch": b.config.epoch,
-                    "strict": b.config.strict}
-        text = manifest.render(name=b.target.name, elements=b.elements, release=fields,
-                               files=files, images=images, settings=settings,
-                               artifacts=artifact_names)
+        images = outputs.pack_images(b.config, drivers, tree=b.ws.root, name=b.target.name,
+                                     out=out, timings=b.result.timings)
+        b.result.images = [img["path"] for img in images]
+        b.result.checksums = [img["checksum_file"] for img in images if "checksum_file" in img]
+        b.result.artifacts = outputs.stage_artifacts(b.ws.artifacts, out)
+        text = outputs.manifest_text(b.config, b.target.name, elements=b.elements,
+                                     fields=fields, files=files, images=images,
+                                     artifacts=b.result.artifacts, extra=b.installer.records)
         b.result.manifest = out.text(f"{b.target.name}.manifest.json", text)
         out.commit()
     finally:
@@ -328,24 +186,47 @@ def place_outputs(b: _Build, fields: Mapping[str, str]) -> None:
 def build(config: BuildConfig, *, catalog: Catalog | None = None,
           launcher: executor.Launcher = executor.default_launcher) -> BuildResult:
     """Build one image from ``config``; see the module docstring for the recipe."""
+    from sysext_builder.sysext import release
+
     timings = Timings()
     with step("resolve elements", timings):
         resolution = resolve(config, catalog)
         LOG.info("elements: %s", " ".join(resolution.names))
     with step("collect hooks", timings):
-        plan = collect(resolution, config.environ)
-    drivers = load_formats(config)
+        plan = collect(resolution, config.environ, config.base is not None)
+    drivers = outputs.load_formats(config)
+    cache = Cache(config.cache_dir)
+    base = None
+    if config.base is not None:
+        with step("open base", timings), cache.lock():
+            base = open_base(config.base, cache.subdir("bases"))
+    arch = config.arch or (base.architecture if base else None) or release.systemd_arch()
     with Workspace(config.workdir, keep=config.keep_workdir) as ws:
-        env = base_environment(config, ws, resolution)
+        target_root = ws.path / "merged" if base else ws.root
+        env = buildenv.host_environment(config, ws, resolution.names, arch, target_root)
         with step("element defaults", timings):
             defaults = environment.source(plan.env_files, env, "defaults")
-            tgt = target(config, defaults, env["ARCH"])
+            tgt = buildenv.target(config, defaults, arch, base.os_release if base else None)
         env["SYSEXT_NAME"] = tgt.name
         ws.link_hooks(resolution.order)
-        b = _Build(config=config, plan=plan, ws=ws, env=env, target=tgt, drivers=drivers,
-                   result=BuildResult(name=tgt.name, timings=timings), launcher=launcher)
+        installer = Installer(resolution.order, cache=cache, offline=config.offline,
+                              arch=arch, root=ws.root, base=base, overlay=None,
+                              environ=config.environ)
+        installer.check_packages(defaults)
+        b = _Build(config=config, plan=plan, ws=ws, env=env, target=tgt, installer=installer,
+                   result=BuildResult(name=tgt.name, timings=timings), launcher=launcher,
+                   base=base)
+        if base is not None:
+            _prepare_overlay(b)
+            assert b.overlay is not None
+            installer.root, installer.overlay = b.overlay.upper, b.overlay
         run_phases(b)
+        if b.overlay is not None:
+            with step("extract the extension from the overlay", timings):
+                counts = extract(b.overlay, ws.root)
+                LOG.info("extension: %(kept)d files kept, %(identical)d identical to the "
+                         "base dropped", counts)
         with step("assemble extension", timings):
             fields = assemble(b)
-        place_outputs(b, fields)
+        place_outputs(b, drivers, fields)
     return b.result

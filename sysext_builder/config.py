@@ -58,6 +58,9 @@ class BuildConfig:
     strict: bool = False
     element_paths: tuple[str, ...] = ()
     epoch: int = 0
+    base: Path | None = None
+    cache_dir: Path | None = None
+    offline: bool = False
     environ: Mapping[str, str] = field(default_factory=dict)
 
     def user_variables(self) -> dict[str, str]:

@@ -33,11 +33,17 @@ def _is_shell_script(path: Path) -> bool:
     return first.startswith(b"#!") and (b"bash" in first or b"/sh" in first)
 
 
-def hook_argv(hook: Hook, trace: bool) -> list[str]:
-    """The command line for ``hook``: traced through ``bash -x`` when asked."""
+def hook_argv(hook: Hook, trace: bool, path: str | None = None) -> list[str]:
+    """The command line for ``hook`` (at ``path`` as the hook sees it): traced
+    through ``bash -x`` when asked."""
+    shown = path or str(hook.path)
     if trace and _is_shell_script(hook.path):
-        return ["bash", "-x", str(hook.path)]
-    return [str(hook.path)]
+        return ["bash", "-x", shown]
+    return [shown]
+
+
+#: (hook) -> (hook path, element dir) as the hook sees them (e.g. inside a chroot)
+Translate = Callable[[Hook], tuple[str, str]]
 
 
 @dataclass
@@ -48,19 +54,24 @@ class PhaseReport:
 
 def run_phase(phase: str, hooks: Sequence[Hook], env: Mapping[str, str], *,
               trace: bool = False, launcher: Launcher = default_launcher,
-              wrap: Callable[[list[str]], list[str]] | None = None) -> PhaseReport:
+              wrap: Callable[[list[str]], list[str]] | None = None,
+              translate: Translate | None = None) -> PhaseReport:
     """Run ``hooks`` in order; the first failure raises HookFailedError.
 
-    ``wrap`` lets the builder run hooks elsewhere (e.g. chrooted into a base).
+    ``wrap`` and ``translate`` let the builder run hooks elsewhere (chrooted
+    into the overlay over a base): ``wrap`` rewrites the command line,
+    ``translate`` gives the paths the hook sees.
     """
     report = PhaseReport(phase)
     for hook in hooks:
         prefix = f"[{hook.element}/{hook.name}]"
         hook_env = dict(env)
         hook_env["SYSEXT_ELEMENT"] = hook.element
-        if hook.element_dir is not None:
-            hook_env["SYSEXT_ELEMENT_DIR"] = str(hook.element_dir)
-        argv = hook_argv(hook, trace)
+        path, element_dir = (translate(hook) if translate is not None
+                             else (str(hook.path), str(hook.element_dir or "")))
+        if element_dir:
+            hook_env["SYSEXT_ELEMENT_DIR"] = element_dir
+        argv = hook_argv(hook, trace, path)
         if wrap is not None:
             argv = wrap(argv)
         LOG.info("%s running %s", prefix, hook.label)

@@ -29,6 +29,8 @@ from sysext_builder.errors import OutputError
 
 LOG = logging.getLogger(__name__)
 
+_NOT_HOOK_FILES = frozenset({"README.rst", "element-deps", "element-provides"})
+
 
 def _rmtree_onerror(func: object, path: str, exc: BaseException) -> None:
     # A hook may have left read-only directories behind; make them writable.
@@ -85,26 +87,36 @@ class Workspace:
             LOG.info("build failed; work directory removed (pass --keep-workdir to keep it)")
         remove_tree(self.path)
 
-    def link_hooks(self, elements: Sequence[Element]) -> None:
-        """Populate TMP_HOOKS_PATH: each element file symlinked under one tree.
+    def link_hooks(self, elements: Sequence[Element], dest: Path | None = None,
+                   inside: str | None = None) -> None:
+        """Populate a TMP_HOOKS_PATH tree: every element file symlinked under one tree.
 
-        Later elements do not overwrite earlier ones; real collisions were
-        already refused by :mod:`sysext_builder.phases`.
+        With ``inside``, links point at ``INSIDE/<element>/...`` (where the
+        element copies appear in a chroot) instead of the host paths.  Later
+        elements do not overwrite earlier ones; real collisions were already
+        refused by :mod:`sysext_builder.phases`.
         """
+        dest = dest or self.hooks
         for element in elements:
-            for entry in sorted(element.entries):
-                src = element.path / entry
-                if entry in ("README.rst", "element-deps", "element-provides", "static"):
-                    continue
-                if src.is_dir():
-                    for dirpath, _dirnames, filenames in os.walk(src):
-                        rel = Path(dirpath).relative_to(element.path)
-                        (self.hooks / rel).mkdir(parents=True, exist_ok=True)
-                        for name in sorted(filenames):
-                            dest = self.hooks / rel / name
-                            if not dest.exists():
-                                dest.symlink_to(Path(dirpath) / name)
-                else:
-                    dest = self.hooks / entry
-                    if not dest.exists():
-                        dest.symlink_to(src)
+            for dirpath, dirnames, filenames in os.walk(element.path):
+                rel = Path(dirpath).relative_to(element.path)
+                if rel == Path("."):
+                    dirnames[:] = [d for d in dirnames if d != "static"]
+                    filenames = [f for f in filenames if f not in _NOT_HOOK_FILES]
+                (dest / rel).mkdir(parents=True, exist_ok=True)
+                for name in sorted(filenames):
+                    link = dest / rel / name
+                    if link.exists() or link.is_symlink():
+                        continue
+                    target = (f"{inside}/{element.name}/{rel / name}" if inside
+                              else str(Path(dirpath) / name))
+                    link.symlink_to(target)
+
+    def copy_elements(self, elements: Sequence[Element]) -> Path:
+        """Copies of the elements (without static/) to bind into a chroot."""
+        top = self.path / "elements"
+        for element in elements:
+            shutil.copytree(element.path, top / element.name, symlinks=True,
+                            ignore=lambda d, names, root=str(element.path):
+                            ["static"] if d == root and "static" in names else [])
+        return top

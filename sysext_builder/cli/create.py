@@ -76,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="target SYSEXT_LEVEL (version-independent extensions, e.g. 1.0)")
     ident.add_argument("--scope", metavar="SCOPE",
                        help='SYSEXT_SCOPE: words of "system portable initrd"')
+    inst = p.add_argument_group("installing software")
+    inst.add_argument("--base", metavar="PATH", type=Path,
+                      help="build against this target OS (directory, .tar[.gz|.xz|.zst], "
+                           "squashfs or erofs image): install hooks run chrooted in an overlay "
+                           "over it, packages come from its package manager, only what is new "
+                           "lands in the image, and its os-release is the default target "
+                           "identity; needs root")
+    inst.add_argument("--cache-dir", metavar="DIR", type=Path,
+                      help="cache for packages, wheels, sources and unpacked bases, shared "
+                           "and locked between builds (default: ~/.cache/sysext-builder)")
+    inst.add_argument("--offline", action="store_true",
+                      help="use only what the cache holds; fail naming anything missing")
     run = p.add_argument_group("running")
     run.add_argument("--workdir", metavar="DIR", type=Path,
                      help="create the build directory under DIR (default: $TMPDIR or /var/tmp)")
@@ -113,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             scope=args.scope, checksum=args.checksum, workdir=args.workdir,
             keep_workdir=args.keep_workdir, trace=args.trace, strict=args.strict,
             element_paths=tuple(args.element_path), epoch=config.epoch_from(os.environ),
-            environ=dict(os.environ))
+            environ=dict(os.environ), base=args.base, cache_dir=args.cache_dir,
+            offline=args.offline)
         result = builder.build(cfg)
         for line in result.timings.table():
             LOG.info("%s", line)

@@ -24,12 +24,13 @@ nothing is left mounted and the host's ``/usr`` is never affected.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,17 @@ echo "$rc" > "$out/rc"
 [ "$rc" -eq 0 ] || exit "$rc"
 list > "$out/after"
 cat "$root/usr/$4/extensions" "$root/opt/$4/extensions" > "$out/merged" 2>/dev/null
+shift 4
+if [ $# -gt 0 ]; then
+    mkdir -p "$root/proc" "$root/dev"
+    mount -t proc proc "$root/proc" && mount --rbind /dev "$root/dev"
+    i=0
+    for cmd in "$@"; do
+        chroot "$root" /bin/sh -c "$cmd" > "$out/cmd$i" 2>&1
+        echo $? > "$out/cmd$i.rc"
+        i=$((i + 1))
+    done
+fi
 "$sysext" --root="$root" unmerge >&2
 exit 0
 """
@@ -82,6 +94,8 @@ class MergeResult:
     appeared: tuple[str, ...]
     #: systemd-sysext's output (debug level)
     log: tuple[str, ...]
+    #: (exit status, output) of each command run chrooted into the merged root
+    commands: tuple[tuple[int, str], ...] = ()
 
     @property
     def accepted(self) -> bool:
@@ -153,9 +167,11 @@ def _result(name: str, out: Path, log: list[str]) -> MergeResult:
                        log=tuple(log))
 
 
-def _run(tools: Mapping[str, str], root: Path, out: Path, name: str) -> MergeResult:
+def _run(tools: Mapping[str, str], root: Path, out: Path, name: str,
+         commands: Sequence[str] = ()) -> MergeResult:
     argv = [tools["unshare"], "-m", "--propagation", "private", tools["bash"], "-c", _SCRIPT,
-            "sysext-merge", str(root), str(out), tools["systemd-sysext"], _META_DIR]
+            "sysext-merge", str(root), str(out), tools["systemd-sysext"], _META_DIR,
+            *commands]
     done = runner.run(argv, check=False)
     log = done.stderr.splitlines()
     for line in log:
@@ -176,7 +192,44 @@ def _run(tools: Mapping[str, str], root: Path, out: Path, name: str) -> MergeRes
     if done.returncode != 0:
         LOG.warning("systemd-sysext unmerge failed (exit %d); the namespace is gone anyway",
                     done.returncode)
-    return _result(name, out, log)
+    result = _result(name, out, log)
+    ran = []
+    for i in range(len(commands)):
+        rc_file = out / f"cmd{i}.rc"
+        code = int(rc_file.read_text().strip()) if rc_file.exists() else -1
+        text = (out / f"cmd{i}").read_text(errors="replace") if (out / f"cmd{i}").exists() \
+            else ""
+        ran.append((code, text))
+    return dataclasses.replace(result, commands=tuple(ran))
+
+
+def merge_into(image: Path, root: Path, commands: Sequence[str] = ()) -> MergeResult:
+    """Merge ``image`` into the real tree ``root`` (e.g. a copy of the base) and run
+    ``commands`` (shell strings) chrooted into the merged root, /proc and /dev mounted.
+
+    The image is copied to ``root/var/lib/extensions`` for the merge and removed
+    again; everything is mounted in a private namespace only, as for :func:`merge`.
+    """
+    from sysext_builder.sysext.compat import image_name
+
+    image = Path(os.path.abspath(image))
+    tools = _check_environment()
+    installed = root / "var/lib/extensions" / image.name
+    installed.parent.mkdir(parents=True, exist_ok=True)
+    if image.is_dir():
+        shutil.copytree(image, installed, symlinks=True)
+    else:
+        shutil.copyfile(image, installed)
+    out = Path(tempfile.mkdtemp(prefix="sysext-merge-out-"))
+    try:
+        return _run(tools, root, out, image_name(image.name, systemd_version() or 252),
+                    commands)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        if installed.is_dir():
+            shutil.rmtree(installed)
+        else:
+            installed.unlink(missing_ok=True)
 
 
 def merge(image: Path, os_release: Mapping[str, str] | Path, *,

@@ -1,0 +1,182 @@
+"""The build overlay over a base, and turning its upper layer into an extension.
+
+While hooks run, the base is the read-only lower layer and ``WORK/upper`` the
+upper layer of an overlay mounted at ``WORK/merged``.  Every command that
+needs it (a hook, a package manager) runs in its own private mount namespace
+(``unshare --mount``) through ``lib/overlay-run``, which mounts the overlay
+(and, chrooted, ``/proc``, ``/dev``, ``/sys``, resolv.conf and the builder's
+directories) and then runs the command; the mounts die with the namespace on
+every exit path, so nothing is left mounted however the build ends.
+
+Afterwards :func:`extract` moves what the extension really adds out of the
+upper layer: only ``usr/`` and ``opt/`` are kept, files identical to the base
+are dropped, and deletions of base files (whiteouts, opaque directories) are
+errors because a system extension cannot remove anything.
+"""
+
+from __future__ import annotations
+
+import errno
+import filecmp
+import logging
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sysext_builder import paths
+from sysext_builder.errors import TreeRuleError
+
+LOG = logging.getLogger(__name__)
+
+#: where the builder's directories appear inside the chroot
+INSIDE = {
+    "elements": "/tmp/sysext-elements",
+    "hooks": "/tmp/in_target.d",
+    "tmp": "/tmp/sysext-build",
+    "artifacts": "/tmp/sysext-artifacts",
+    "state": "/tmp/sysext-state",
+    "lib": "/tmp/sysext-lib",
+}
+
+_KEEP = ("usr", "opt")
+_OVERLAY_XATTR = "trusted.overlay."
+
+
+@dataclass(frozen=True)
+class Overlay:
+    lower: Path
+    upper: Path
+    work: Path
+    merged: Path
+
+    @classmethod
+    def under(cls, lower: Path, workdir: Path) -> Overlay:
+        overlay = cls(lower, workdir / "upper", workdir / "ovl-work", workdir / "merged")
+        for d in (overlay.upper, overlay.work, overlay.merged):
+            d.mkdir(exist_ok=True)
+        overlay.upper.chmod(0o755)
+        return overlay
+
+    def environment(self, *, chroot: bool,
+                    binds: Sequence[tuple[Path, str]] = ()) -> dict[str, str]:
+        """The SB_OVERLAY_* settings lib/overlay-run reads (it removes them)."""
+        return {
+            "SB_OVERLAY_LOWER": str(self.lower),
+            "SB_OVERLAY_UPPER": str(self.upper),
+            "SB_OVERLAY_WORK": str(self.work),
+            "SB_OVERLAY_MERGED": str(self.merged),
+            "SB_OVERLAY_CHROOT": "1" if chroot else "0",
+            "SB_OVERLAY_BINDS": "\n".join(f"{src} {dest}" for src, dest in binds),
+        }
+
+    @staticmethod
+    def wrap(argv: Sequence[str]) -> list[str]:
+        """argv running ``argv`` inside a fresh private mount namespace with the overlay."""
+        script = paths.shell_lib_dir() / "overlay-run"
+        return ["unshare", "--mount", "--propagation", "private", "--fork", "--",
+                str(script), *argv]
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def _same_as_base(upper: str, lower: str, st: os.stat_result) -> bool:
+    try:
+        lst = os.lstat(lower)
+    except FileNotFoundError:
+        return False
+    if stat.S_IFMT(st.st_mode) != stat.S_IFMT(lst.st_mode):
+        return False
+    if stat.S_ISLNK(st.st_mode):
+        return os.readlink(upper) == os.readlink(lower)
+    if stat.S_ISREG(st.st_mode):
+        return (stat.S_IMODE(st.st_mode) == stat.S_IMODE(lst.st_mode)
+                and st.st_size == lst.st_size and filecmp.cmp(upper, lower, shallow=False))
+    return False
+
+
+def _strip_overlay_xattrs(path: str) -> None:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EPERM):
+            return
+        raise
+    for name in names:
+        if name.startswith(_OVERLAY_XATTR):
+            os.removexattr(path, name, follow_symlinks=False)
+
+
+def _problems_in(top: str, lower_top: str) -> list[str]:
+    problems = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        rel = os.path.relpath(dirpath, top)
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            shown = os.path.normpath(os.path.join(os.path.basename(top), rel, name))
+            if _is_whiteout(st):
+                problems.append(f"/{shown} (deleted)")
+            elif stat.S_ISDIR(st.st_mode) and _is_opaque(full) and \
+                    os.path.isdir(os.path.join(lower_top, rel, name)):
+                problems.append(f"/{shown}/ (replaced)")
+    return problems
+
+
+def extract(overlay: Overlay, dest: Path) -> dict[str, int]:
+    """Move what the extension adds from the upper layer into ``dest``.
+
+    Returns counts (kept, identical, dropped top-level entries) for the log.
+    """
+    upper, lower = str(overlay.upper), str(overlay.lower)
+    dropped = sorted(set(os.listdir(upper)) - set(_KEEP))
+    if dropped:
+        LOG.info("not part of the extension (outside /usr and /opt): %s", ", ".join(dropped))
+    problems: list[str] = []
+    for top in _KEEP:
+        if os.path.isdir(os.path.join(upper, top)):
+            problems += _problems_in(os.path.join(upper, top), os.path.join(lower, top))
+    if problems:
+        shown = ", ".join(problems[:10]) + (f" and {len(problems) - 10} more"
+                                            if len(problems) > 10 else "")
+        raise TreeRuleError(f"the build removed files of the base: {shown}",
+                            hint="a system extension can only add files; keep the base's "
+                                 "files (do not uninstall base packages)")
+    counts = {"kept": 0, "identical": 0, "dropped": len(dropped)}
+    for top in _KEEP:
+        src_top = os.path.join(upper, top)
+        if os.path.isdir(src_top):
+            _move_tree(src_top, os.path.join(lower, top), str(dest / top), counts)
+    return counts
+
+
+def _move_tree(src: str, lower: str, dest: str, counts: dict[str, int]) -> None:
+    """Move the non-identical entries of ``src`` to ``dest`` (directories recreated)."""
+    st = os.lstat(src)
+    os.makedirs(dest, exist_ok=True)
+    os.chmod(dest, stat.S_IMODE(st.st_mode))
+    for name in sorted(os.listdir(src)):
+        s, lw, d = os.path.join(src, name), os.path.join(lower, name), os.path.join(dest, name)
+        est = os.lstat(s)
+        if stat.S_ISDIR(est.st_mode):
+            _move_tree(s, lw, d, counts)
+            if not os.listdir(d) and os.path.isdir(lw):
+                os.rmdir(d)  # only there because something below it changed
+            continue
+        if _same_as_base(s, lw, est):
+            counts["identical"] += 1
+            continue
+        os.rename(s, d)
+        _strip_overlay_xattrs(d)
+        counts["kept"] += 1
+    _strip_overlay_xattrs(dest)

@@ -1,0 +1,42 @@
+"""From a finished staging tree to a valid extension, in one ordered step.
+
+lower /etc and /var -> enable declared units -> validate the tree -> write
+extension-release (EXTENSION_RELOAD_MANAGER=1 when units ship) -> clamp
+owners and times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sysext_builder.sysext import osrelease, release, tree, units
+
+LOG = logging.getLogger(__name__)
+
+
+def declarations(unit_files: Sequence[Path]) -> list[units.UnitDecl]:
+    decls: list[units.UnitDecl] = []
+    for path in unit_files:
+        if path.exists():
+            decls.extend(units.parse_units(path))
+    return decls
+
+
+def assemble(root: Path, name: str, release_fields: Mapping[str, str],
+             unit_files: Sequence[Path], *, strict: bool, epoch: int) -> dict[str, str]:
+    """Rewrite and check ``root`` in place; returns the extension-release fields written."""
+    tree.lower_etc_var(root, strict=strict, name=name)
+    for rel in units.apply_units(root, declarations(unit_files), name):
+        LOG.info("enabled unit: %s", rel)
+    tree.validate(root)
+    fields = dict(release_fields)
+    if units.ships_units(root):
+        fields["EXTENSION_RELOAD_MANAGER"] = "1"
+    path = root / release.release_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(osrelease.render(fields), encoding="utf-8")
+    path.chmod(0o644)
+    tree.normalise(root, epoch)
+    return fields
