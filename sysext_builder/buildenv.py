@@ -37,8 +37,13 @@ class Target:
 
 
 def host_environment(config: BuildConfig, ws: Workspace, names: Sequence[str], arch: str,
-                     target_root: Path) -> dict[str, str]:
-    """The environment of host-side phases (and of environment.d sourcing)."""
+                     target_root: Path,
+                     base_release: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of host-side phases (and of environment.d sourcing).
+
+    ``SYSEXT_BASE`` is ``1`` when building on a ``--base`` (then ``DISTRO_NAME``
+    and ``DIB_RELEASE`` describe it, as in diskimage-builder), else ``0``.
+    """
     env = {k: v for k, v in config.environ.items() if k in _PASSED}
     env.setdefault("PATH", _DEFAULT_PATH)
     env.update(config.user_variables())
@@ -56,7 +61,12 @@ def host_environment(config: BuildConfig, ws: Workspace, names: Sequence[str], a
         "IMAGE_ELEMENT": " ".join(names),
         "SOURCE_DATE_EPOCH": str(config.epoch),
         "DIB_DEBUG_TRACE": "1" if config.trace else "0",
+        "SYSEXT_BASE": "1" if base_release is not None else "0",
     })
+    if base_release is not None:
+        env["DISTRO_NAME"] = base_release.get("ID", "")
+        env["DIB_RELEASE"] = (base_release.get("VERSION_CODENAME")
+                              or base_release.get("VERSION_ID", ""))
     return env
 
 

@@ -47,25 +47,26 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sysext_builder import runner
 from sysext_builder.cache import Cache
 from sysext_builder.errors import InstallError, ToolMissingError
+from sysext_builder.pytarget import DEBIAN_SITE, TargetPython, target_python, target_site
 from sysext_builder.sources import safe_dest
+
+__all__ = ["DEBIAN_SITE", "TargetPython", "install", "parse_requests", "take_requests",
+           "target_python", "target_site", "validate_spec"]
 
 LOG = logging.getLogger(__name__)
 
 REQUESTS_FILE = "pip-requests"
-DEBIAN_SITE = Path("usr/lib/python3/dist-packages")
 _PINNED = re.compile(r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
                      r"(?:\[[A-Za-z0-9._,\s-]*\])?\s*==\s*(?P<version>[A-Za-z0-9.+!_-]+)")
 _ARCHIVE = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 _GIT_SCHEMES = ("git+file", "git+https", "git+ssh")
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
-_PYDIR = re.compile(r"python(3\.\d+)")
 _HOST = f"{sys.version_info.major}.{sys.version_info.minor}"
 _UNSAFE_ENV = ("PIP_TARGET", "PIP_PREFIX", "PIP_ROOT", "PIP_USER", "PIP_REQUIRE_VIRTUALENV",
                "PIP_NO_INDEX", "PIP_FIND_LINKS", "PYTHONPATH", "PYTHONHOME")
@@ -117,56 +118,6 @@ def validate_spec(spec: str) -> str:
     if text.startswith("/"):
         return "path"
     raise InstallError(f"Python package request {spec!r} is not pinned", hint=_HINT)
-
-
-@dataclass(frozen=True)
-class TargetPython:
-    """Where Python packages go in the image (``site`` is relative) and its X.Y."""
-
-    site: Path
-    version: str | None
-
-
-def _vkey(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split("."))
-
-
-def _versions(roots: Sequence[Path], marker: str) -> list[str]:
-    found = set()
-    for root in roots:
-        for libdir in ("usr/lib", "usr/lib64"):
-            try:
-                entries = os.listdir(root / libdir)
-            except OSError:
-                continue
-            for name in entries:
-                match = _PYDIR.fullmatch(name)
-                if match and (root / libdir / name / marker).exists():
-                    found.add(match.group(1))
-    return sorted(found, key=_vkey)
-
-
-def target_python(root: Path, base: Path | None = None,
-                  wanted: Sequence[str] = ()) -> TargetPython:
-    """Site directory and version of the target's Python, from ``root`` or ``base``."""
-    roots = [root] + ([base] if base is not None else [])
-    stdlib = _versions(roots, "os.py")
-    if any((r / DEBIAN_SITE).is_dir() for r in roots):
-        return TargetPython(DEBIAN_SITE, stdlib[-1] if stdlib else None)
-    sites = _versions(roots, "site-packages")
-    if sites:
-        return TargetPython(Path(f"usr/lib/python{sites[-1]}/site-packages"), sites[-1])
-    where = f"{root}" + (f" or the base {base}" if base is not None else "")
-    asked = f"Python packages {', '.join(wanted)} were requested, but " if wanted else ""
-    raise InstallError(f"{asked}the target has no Python: neither {DEBIAN_SITE} nor "
-                       f"usr/lib/python3.X/site-packages exists in {where}",
-                       hint="add python3 to the element's package-installs (with --base) "
-                            "or build against a base that has Python")
-
-
-def target_site(root: Path, base: Path | None = None, *, wanted: Sequence[str] = ()) -> Path:
-    """``root/<site>``: Debian's dist-packages if the target uses it, else site-packages."""
-    return root / target_python(root, base, wanted).site
 
 
 class _Pip:
@@ -368,7 +319,7 @@ def install(specs: Sequence[str], root: Path, *, cache: Cache, base: Path | None
     if not specs:
         return []
     kinds = [(spec, validate_spec(spec)) for spec in specs]
-    py = target_python(root, base, wanted=specs)
+    py = target_python(root, base, wanted=specs, declared=environ)
     same = py.version == _HOST
     with cache.lock():
         pip = _Pip(cache, offline, os.environ if environ is None else environ)
