@@ -37,7 +37,7 @@ class Target:
 
 
 def host_environment(config: BuildConfig, ws: Workspace, names: Sequence[str], arch: str,
-                     target_root: Path,
+                     target_root: Path, *,
                      base_release: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of host-side phases (and of environment.d sourcing).
 

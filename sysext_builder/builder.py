@@ -204,7 +204,7 @@ def build(config: BuildConfig, *, catalog: Catalog | None = None,
     with Workspace(config.workdir, keep=config.keep_workdir) as ws:
         target_root = ws.path / "merged" if base else ws.root
         env = buildenv.host_environment(config, ws, resolution.names, arch, target_root,
-                                        base.os_release if base else None)
+                                        base_release=base.os_release if base else None)
         with step("element defaults", timings):
             defaults = environment.source(plan.env_files, env, "defaults")
             tgt = buildenv.target(config, defaults, arch, base.os_release if base else None)

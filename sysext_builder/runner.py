@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,23 @@ DEBIAN_PACKAGES = {
     "debootstrap": "debootstrap",
     "mmdebstrap": "mmdebstrap",
 }
+
+
+_LIVE: set[subprocess.Popen[bytes] | subprocess.Popen[str]] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _track(proc: subprocess.Popen[bytes] | subprocess.Popen[str], live: bool) -> None:
+    with _LIVE_LOCK:
+        (_LIVE.add if live else _LIVE.discard)(proc)
+
+
+def terminate_all() -> None:
+    """Terminate every command still running (from any thread), e.g. on SIGTERM."""
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for proc in procs:
+        _kill_group(proc)
 
 
 class CommandFailed(SysextBuilderError):
@@ -113,11 +131,14 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+    _track(proc, True)
     try:
         out, err = proc.communicate(input)
     except BaseException:
         _kill_group(proc)
         raise
+    finally:
+        _track(proc, False)
     if check and proc.returncode != 0:
         tail = (err or out).splitlines()[-TAIL_LINES:]
         raise CommandFailed(argv, proc.returncode, tail, what)
@@ -137,6 +158,7 @@ def stream(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     assert proc.stdout is not None
+    _track(proc, True)
     try:
         for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
@@ -149,4 +171,5 @@ def stream(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
         raise
     finally:
         proc.stdout.close()
+        _track(proc, False)
     return proc.returncode, list(tail)

@@ -50,7 +50,22 @@ rules, 22 a required tool is missing, 23 bad extension-release values,
 def build_parser() -> argparse.ArgumentParser:
     p = common.parser(PROG, DESCRIPTION, EPILOG)
     common.add_element_path(p)
-    p.add_argument("elements", metavar="ELEMENT", nargs="+", help="element to build")
+    p.add_argument("elements", metavar="ELEMENT", nargs="*",
+                   help="element to build (omit with --config)")
+    many = p.add_argument_group("several images (CI jobs)")
+    many.add_argument("--config", metavar="FILE", type=Path,
+                      help="build every image listed in this YAML file (name, elements, "
+                           "output, formats, options, environment per image); the other "
+                           "options on the command line apply to every image unless the "
+                           "image sets them; a summary table ends the run")
+    many.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                      help="with --config, build N images at a time (default: %(default)s)")
+    many.add_argument("--sysupdate", metavar="URL",
+                      help="also publish each image for systemd-sysupdate: NAME_VERSION.raw "
+                           "and NAME.transfer (source URL) beside NAME.raw; needs "
+                           "--image-version")
+    many.add_argument("--image-version", metavar="VERSION",
+                      help="version of the images for --sysupdate")
     out = p.add_argument_group("output")
     out.add_argument("-o", "--output", metavar="PATH",
                      help="DIR/NAME of the image; NAME is what systemd matches and names the "
@@ -62,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="compression for all formats, or per format "
                           "(default: zstd for squashfs, lz4hc for erofs)")
     out.add_argument("--checksum", action="store_true",
-                     help="also write NAME.raw.sha256 in sha256sum format")
+                     help="also write NAME.raw.sha256 and SHA256SUMS (sha256sum format); "
+                          "--config and --sysupdate runs always write SHA256SUMS")
     ident = p.add_argument_group("target identity (extension-release)")
     ident.add_argument("-a", "--arch", metavar="ARCH",
                        help="ARCHITECTURE in systemd's spelling (x86-64, arm64, ...) or _any "
@@ -108,6 +124,75 @@ def _raise_on_signal(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def _common_args(args: argparse.Namespace) -> list[str]:
+    """Options every image of a --config run inherits (its own options win)."""
+    common: list[str] = []
+    for d in args.element_path:
+        common += ["--element-path", str(Path(d).absolute())]
+    for flag, value in (("--workdir", args.workdir), ("--cache-dir", args.cache_dir),
+                        ("--compression", args.compression), ("--arch", args.arch),
+                        ("--os-release", args.os_release), ("--os-id", args.os_id),
+                        ("--os-version-id", args.os_version_id),
+                        ("--sysext-level", args.sysext_level), ("--scope", args.scope),
+                        ("--base", args.base)):
+        if value is not None:
+            path_like = isinstance(value, Path)
+            common += [flag, str(value.absolute()) if path_like else str(value)]
+    for flag, on in (("--keep-workdir", args.keep_workdir), ("--offline", args.offline),
+                     ("--trace", args.trace), ("--strict", args.strict),
+                     ("--checksum", args.checksum), ("--debug", args.debug)):
+        if on:
+            common.append(flag)
+    return common
+
+
+def _build_one(args: argparse.Namespace) -> list[Path]:
+    from sysext_builder import builder, config
+
+    cfg = config.BuildConfig(
+        elements=tuple(args.elements), output=args.output,
+        formats=config.parse_formats(args.format), compression=args.compression,
+        arch=args.arch, os_release=args.os_release, os_id=args.os_id,
+        os_version_id=args.os_version_id, sysext_level=args.sysext_level,
+        scope=args.scope, checksum=args.checksum, workdir=args.workdir,
+        keep_workdir=args.keep_workdir, trace=args.trace, strict=args.strict,
+        element_paths=tuple(args.element_path), epoch=config.epoch_from(os.environ),
+        environ=dict(os.environ), base=args.base, cache_dir=args.cache_dir,
+        offline=args.offline)
+    result = builder.build(cfg)
+    for line in result.timings.table():
+        LOG.info("%s", line)
+    for path in [*result.images, result.manifest, *result.checksums, *result.artifacts]:
+        if path is not None:
+            print(path, flush=True)
+    return [p for p in result.images if p.suffix == ".raw"]
+
+
+def _build_many(args: argparse.Namespace) -> tuple[list[Path], bool]:
+    from sysext_builder import imageset
+
+    default_output = Path(args.output or ".").absolute()
+    specs = imageset.load(args.config, default_output)
+    LOG.info("building %d image(s) from %s, %d at a time", len(specs), args.config, args.jobs)
+    outcomes = imageset.build_all(specs, _common_args(args), dict(os.environ), args.jobs)
+    for line in imageset.summary(outcomes):
+        print(line, flush=True)
+    return imageset.images_of(outcomes), all(o.ok for o in outcomes)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    from sysext_builder.errors import UsageError
+
+    if args.config is None and not args.elements:
+        raise UsageError("name at least one ELEMENT, or --config FILE")
+    if args.config is not None and args.elements:
+        raise UsageError("give either ELEMENTs or --config, not both")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.sysupdate and not args.image_version:
+        raise UsageError("--sysupdate needs --image-version VERSION")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = common.parse(build_parser(), argv)
     from sysext_builder.log import setup_logging
@@ -115,25 +200,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(debug=args.debug, logfile=args.logfile)
 
     def body() -> int:
-        from sysext_builder import builder, config
+        from sysext_builder import imageset, sysupdate
 
-        cfg = config.BuildConfig(
-            elements=tuple(args.elements), output=args.output,
-            formats=config.parse_formats(args.format), compression=args.compression,
-            arch=args.arch, os_release=args.os_release, os_id=args.os_id,
-            os_version_id=args.os_version_id, sysext_level=args.sysext_level,
-            scope=args.scope, checksum=args.checksum, workdir=args.workdir,
-            keep_workdir=args.keep_workdir, trace=args.trace, strict=args.strict,
-            element_paths=tuple(args.element_path), epoch=config.epoch_from(os.environ),
-            environ=dict(os.environ), base=args.base, cache_dir=args.cache_dir,
-            offline=args.offline)
-        result = builder.build(cfg)
-        for line in result.timings.table():
-            LOG.info("%s", line)
-        for path in [*result.images, result.manifest, *result.checksums, *result.artifacts]:
-            if path is not None:
-                print(path)
-        return 0
+        _check_args(args)
+        if args.image_version:
+            sysupdate.check_version(args.image_version)
+        ok = True
+        if args.config is not None:
+            images, ok = _build_many(args)
+        else:
+            images = _build_one(args)
+        published = []
+        if args.sysupdate:
+            for image in images:
+                published += sysupdate.publish(image, args.image_version, args.sysupdate)
+        if args.config is not None or args.sysupdate or args.checksum:
+            listed = images + [p for p in published if p.suffix == ".raw"]
+            for path in imageset.write_sha256sums(listed):
+                print(path, flush=True)
+        return 0 if ok else 1
 
     previous = signal.signal(signal.SIGTERM, _raise_on_signal)
     try:

@@ -1,0 +1,229 @@
+"""Several images from one YAML file (``sysext-create --config FILE``).
+
+The file is a list of images (or a mapping with an ``images:`` list), each::
+
+    - name: oem-azure                 # image name (required)
+      elements: [azure-oem, simple-init]   # required
+      output: out/                    # directory (default: --config's -o or .)
+      formats: [squashfs, erofs]      # default: squashfs
+      options:                        # any of sysext-create's per-image options
+        os-version-id: "3975.2.0"
+        arch: x86-64
+      environment:                    # variables for this image's hooks
+        DIB_OEM_VERSION: "1.2"
+
+Relative paths are relative to the file.  Unknown keys are errors naming the
+file, line and a did-you-mean.  Each image is built by its own
+``sysext-create`` process (own work directory; the cache is shared and
+locked), up to ``--jobs`` at a time; one image failing does not stop the
+others, and the run fails if any failed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sysext_builder import runner
+from sysext_builder.errors import ConfigError
+
+LOG = logging.getLogger(__name__)
+
+ENTRY_KEYS = ("name", "elements", "output", "formats", "options", "environment")
+#: option -> takes a value (False: a flag)
+OPTIONS: dict[str, bool] = {
+    "arch": True, "os-id": True, "os-version-id": True, "sysext-level": True, "scope": True,
+    "os-release": True, "compression": True, "base": True, "checksum": False, "strict": False,
+}
+_PATH_OPTIONS = ("os-release", "base")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    elements: tuple[str, ...]
+    output: Path
+    formats: tuple[str, ...] = ("squashfs",)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    spec: ImageSpec
+    returncode: int = -1
+    seconds: float = 0.0
+    outputs: list[Path] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def _unknown(where: str, key: str, known: Sequence[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(known)
+    return ConfigError(f"{where}: unknown key {key!r}", hint=hint)
+
+
+def _line(node: yaml.Node | None) -> str:
+    return f":{node.start_mark.line + 1}" if node is not None else ""
+
+
+def _entries(path: Path) -> list[tuple[dict[str, Any], yaml.Node | None]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if isinstance(data, dict) and set(data) == {"images"}:
+        data = data["images"]
+        node = node.value[0][1] if isinstance(node, yaml.MappingNode) else node
+    if not isinstance(data, list) or not data:
+        raise ConfigError(f"{path}: expected a list of images (or images: [...])")
+    nodes = node.value if isinstance(node, yaml.SequenceNode) else [None] * len(data)
+    return list(zip(data, nodes, strict=True))
+
+
+def _spec(raw: Any, where: str, base_dir: Path, default_output: Path) -> ImageSpec:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: an image must be a mapping with name and elements")
+    for key in raw:
+        if key not in ENTRY_KEYS:
+            raise _unknown(where, str(key), ENTRY_KEYS)
+    name, elements = raw.get("name"), raw.get("elements")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: 'name' is required (the image name)")
+    if isinstance(elements, str):
+        elements = elements.split()
+    if not isinstance(elements, list) or not elements or \
+            not all(isinstance(e, str) for e in elements):
+        raise ConfigError(f"{where}: 'elements' must be a non-empty list of element names")
+    options = dict(raw.get("options") or {})
+    for key, value in options.items():
+        if key not in OPTIONS:
+            raise _unknown(f"{where}: options", str(key), list(OPTIONS))
+        if key in _PATH_OPTIONS:
+            options[key] = str((base_dir / str(value)).resolve())
+    environment = {str(k): str(v) for k, v in (raw.get("environment") or {}).items()}
+    formats = raw.get("formats") or ["squashfs"]
+    formats = formats.split(",") if isinstance(formats, str) else formats
+    output = base_dir / str(raw["output"]) if raw.get("output") else default_output
+    return ImageSpec(name=name, elements=tuple(elements), output=output,
+                     formats=tuple(str(f).strip() for f in formats), options=options,
+                     environment=environment)
+
+
+def load(path: Path, default_output: Path) -> list[ImageSpec]:
+    """Parse and check the whole file before anything is built."""
+    specs = [_spec(raw, f"{path}{_line(node)} (image {i + 1})", path.parent.resolve(),
+                   default_output) for i, (raw, node) in enumerate(_entries(path))]
+    seen: dict[tuple[Path, str], int] = {}
+    for i, spec in enumerate(specs):
+        key = (spec.output.resolve(), spec.name)
+        if key in seen:
+            raise ConfigError(f"{path}: images {seen[key] + 1} and {i + 1} both write "
+                              f"{spec.output / spec.name}")
+        seen[key] = i
+    return specs
+
+
+def argv_for(spec: ImageSpec, common: Sequence[str]) -> list[str]:
+    """The ``sysext-create`` command line that builds ``spec``."""
+    argv = [sys.executable, "-m", "sysext_builder", "sysext-create", *spec.elements,
+            *common, "-o", str(spec.output / spec.name), "-t", ",".join(spec.formats)]
+    for key, value in sorted(spec.options.items()):  # after common: the image's own win
+        if OPTIONS[key]:
+            argv += [f"--{key}", str(value)]
+        elif value:
+            argv.append(f"--{key}")
+    return argv
+
+
+def _build(spec: ImageSpec, common: Sequence[str], environ: Mapping[str, str]) -> Outcome:
+    outcome = Outcome(spec)
+    env = dict(environ)
+    env.update(spec.environment)
+    start = time.monotonic()
+    lines: list[str] = []
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        LOG.info("[%s] %s", spec.name, line)
+
+    outcome.returncode, _ = runner.stream(argv_for(spec, common), env=env, on_line=on_line)
+    outcome.seconds = time.monotonic() - start
+    outcome.outputs = [Path(ln) for ln in lines if ln.startswith("/") and Path(ln).exists()]
+    errors = [ln for ln in lines if "sysext-create: error:" in ln]
+    outcome.error = errors[-1].split("error: ", 1)[1] if errors else ""
+    return outcome
+
+
+def build_all(specs: Sequence[ImageSpec], common: Sequence[str], environ: Mapping[str, str],
+              jobs: int = 1,
+              build: Callable[[ImageSpec, Sequence[str], Mapping[str, str]], Outcome] = _build
+              ) -> list[Outcome]:
+    """Build every image, ``jobs`` at a time; outcomes in the file's order."""
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(build, spec, common, environ) for spec in specs]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            runner.terminate_all()
+            raise
+
+
+def summary(outcomes: Sequence[Outcome]) -> list[str]:
+    width = max(len(o.spec.name) for o in outcomes)
+    lines = [f"{'image'.ljust(width)}  status      seconds  result"]
+    for o in outcomes:
+        status = "ok" if o.ok else f"FAILED({o.returncode})"
+        images = [p for p in o.outputs if p.suffix == ".raw" or p.is_dir()]
+        result = ", ".join(str(p) for p in images) if o.ok else o.error
+        lines.append(f"{o.spec.name.ljust(width)}  {status:<10}  {o.seconds:7.1f}  {result}")
+    failed = sum(not o.ok for o in outcomes)
+    lines.append(f"{len(outcomes) - failed} built, {failed} failed")
+    return lines
+
+
+def images_of(outcomes: Sequence[Outcome]) -> list[Path]:
+    return [p for o in outcomes if o.ok for p in o.outputs
+            if p.suffix == ".raw" and p.is_file()]
+
+
+def write_sha256sums(images: Sequence[Path]) -> list[Path]:
+    """``SHA256SUMS`` (sha256sum format) in each output directory, written atomically."""
+    from sysext_builder.formats.base import commit, temp_path_for
+    from sysext_builder.manifest import sha256_file
+
+    by_dir: dict[Path, list[Path]] = {}
+    for image in images:
+        by_dir.setdefault(image.parent, []).append(image)
+    written = []
+    for directory, files in sorted(by_dir.items()):
+        final = directory / "SHA256SUMS"
+        tmp = temp_path_for(final)
+        lines = [f"{sha256_file(f)}  {f.name}\n" for f in sorted(files, key=lambda p: p.name)]
+        tmp.write_text("".join(lines), encoding="utf-8")
+        os.chmod(tmp, 0o644)
+        commit(tmp, final)
+        written.append(final)
+    return written
