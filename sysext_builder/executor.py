@@ -74,7 +74,7 @@ def run_phase(phase: str, hooks: Sequence[Hook], env: Mapping[str, str], *,
         argv = hook_argv(hook, trace, path)
         if wrap is not None:
             argv = wrap(argv)
-        LOG.info("%s running %s", prefix, hook.label)
+        LOG.info("%s running %s", prefix, hook.label, extra={"progress_hook": hook.label})
 
         def on_line(line: str, prefix: str = prefix) -> None:
             LOG.info("%s %s", prefix, line)

@@ -26,14 +26,27 @@ class CIFormatter(logging.Formatter):
 
 
 def setup_logging(debug: bool = False, logfile: str | None = None,
-                  quiet: bool = False) -> None:
-    """Install handlers on the root logger (CLI only)."""
+                  quiet: bool = False, progress: bool | None = None) -> None:
+    """Install handlers on the root logger (CLI only).
+
+    ``progress`` (default: standard error is a terminal and not ``debug``)
+    shows a live status line instead of full timestamps.
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        handler.close()
     level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(CIFormatter())
+    if progress is None:
+        progress = sys.stderr.isatty() and not debug
+    stream: logging.Handler
+    if progress:
+        from sysext_builder.progress import ProgressHandler
+
+        stream = ProgressHandler(sys.stderr)
+    else:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(CIFormatter())
     stream.setLevel(level)
     root.addHandler(stream)
     if logfile:
@@ -72,7 +85,7 @@ class Timings:
 def step(name: str, timings: Timings | None = None,
          logger: logging.Logger = LOG) -> Iterator[None]:
     """Log the start and end of a named step and record its duration."""
-    logger.info("==> %s", name)
+    logger.info("==> %s", name, extra={"progress_step": name})
     start = time.monotonic()
     try:
         yield
@@ -81,3 +94,16 @@ def step(name: str, timings: Timings | None = None,
         if timings is not None:
             timings.add(name, elapsed)
         logger.debug("<== %s (%.2fs)", name, elapsed)
+
+
+def end_progress() -> None:
+    """Clear the terminal status line (before printing results to stdout)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler).__name__ == "ProgressHandler":
+            root.removeHandler(handler)
+            handler.close()
+            plain = logging.StreamHandler(sys.stderr)
+            plain.setFormatter(CIFormatter())
+            plain.setLevel(handler.level)
+            root.addHandler(plain)

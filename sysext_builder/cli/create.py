@@ -148,6 +148,7 @@ def _common_args(args: argparse.Namespace) -> list[str]:
 
 def _build_one(args: argparse.Namespace) -> list[Path]:
     from sysext_builder import builder, config
+    from sysext_builder.log import end_progress
 
     cfg = config.BuildConfig(
         elements=tuple(args.elements), output=args.output,
@@ -162,6 +163,7 @@ def _build_one(args: argparse.Namespace) -> list[Path]:
     result = builder.build(cfg)
     for line in result.timings.table():
         LOG.info("%s", line)
+    end_progress()
     for path in [*result.images, result.manifest, *result.checksums, *result.artifacts]:
         if path is not None:
             print(path, flush=True)
@@ -175,6 +177,9 @@ def _build_many(args: argparse.Namespace) -> tuple[list[Path], bool]:
     specs = imageset.load(args.config, default_output)
     LOG.info("building %d image(s) from %s, %d at a time", len(specs), args.config, args.jobs)
     outcomes = imageset.build_all(specs, _common_args(args), dict(os.environ), args.jobs)
+    from sysext_builder.log import end_progress
+
+    end_progress()
     for line in imageset.summary(outcomes):
         print(line, flush=True)
     return imageset.images_of(outcomes), all(o.ok for o in outcomes)
