@@ -11,7 +11,8 @@ sourcing them with the user's environment):
 ``SYSEXT_DEFAULT_NAME``
     image name when ``-o`` gives only a directory (or is absent)
 ``SYSEXT_DEFAULT_OS_ID``, ``SYSEXT_DEFAULT_OS_VERSION_ID``
-    target ``ID``/``VERSION_ID`` when neither options nor ``--os-release`` set them
+    target ``ID``/``VERSION_ID`` when neither options, ``--os-release`` nor a
+    ``--base`` set them (the version default is ignored when ``--os-id`` is given)
 ``SYSEXT_DEFAULT_SYSEXT_LEVEL``
     ``SYSEXT_LEVEL`` used only when no ``VERSION_ID`` was given by any source
 ``SYSEXT_DEFAULT_SCOPE``

@@ -5,14 +5,17 @@ The file is a list of images (or a mapping with an ``images:`` list), each::
     - name: oem-azure                 # image name (required)
       elements: [azure-oem, simple-init]   # required
       output: out/                    # directory (default: --config's -o or .)
-      formats: [squashfs, erofs]      # default: squashfs
+      formats: [squashfs, directory]  # default: squashfs (-t is not inherited)
       options:                        # any of sysext-create's per-image options
         os-version-id: "3975.2.0"
         arch: x86-64
-      environment:                    # variables for this image's hooks
-        DIB_OEM_VERSION: "1.2"
+      environment:                    # added to this image's environment (hooks
+        DIB_OEM_VERSION: "1.2"        # see DIB_* ones, as on the command line)
 
-Relative paths are relative to the file.  Unknown keys are errors naming the
+Relative paths are relative to the file.  The command line's identity,
+discovery and running options (not ``-t``) apply to every image unless the
+image sets them; each image's log lines are prefixed with its name (and go
+to ``--logfile`` with the rest).  Unknown keys are errors naming the
 file, line and a did-you-mean.  Each image is built by its own
 ``sysext-create`` process (own work directory; the cache is shared and
 locked), up to ``--jobs`` at a time; one image failing does not stop the

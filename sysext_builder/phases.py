@@ -197,3 +197,15 @@ def check_static_collisions(elements: Sequence[Element]) -> None:
                     f"static/{rel} is shipped by both {owners[rel]} and {element.name}",
                     hint="one element must own each file")
             owners[rel] = element.name
+
+
+#: DIB phases that have no meaning for a system extension
+UNSUPPORTED_PHASES = ("post-root.d", "block-device.d", "pre-finalise.d")
+
+
+def unsupported_phase_dirs(elements: Sequence[Element]) -> list[str]:
+    """Warnings for phase directories that would never run (never skipped silently)."""
+    return [f"{element.path / entry}: DIB phase {entry} does not exist in sysext-builder; "
+            "its hooks do not run (see doc/dib.rst)"
+            for element in elements for entry in sorted(element.entries)
+            if entry in UNSUPPORTED_PHASES]

@@ -29,7 +29,8 @@ source), SYSEXT_ARTIFACTS_DIR (files placed beside the image) and your DIB_*
 variables, plus whatever the elements' environment.d files export.
 
 The target identity comes from, in order of precedence: the --os-* options,
---os-release FILE, then defaults the elements set in environment.d
+--os-release FILE, the --base tree's os-release, then defaults the elements
+set in environment.d
 (SYSEXT_DEFAULT_OS_ID, SYSEXT_DEFAULT_OS_VERSION_ID,
 SYSEXT_DEFAULT_SYSEXT_LEVEL, SYSEXT_DEFAULT_SCOPE, SYSEXT_DEFAULT_NAME).
 """
@@ -55,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     many = p.add_argument_group("several images (CI jobs)")
     many.add_argument("--config", metavar="FILE", type=Path,
                       help="build every image listed in this YAML file (name, elements, "
-                           "output, formats, options, environment per image); the other "
-                           "options on the command line apply to every image unless the "
-                           "image sets them; a summary table ends the run")
+                           "output, formats, options, environment per image); the identity, "
+                           "discovery and running options on the command line (not -t) apply "
+                           "to every image unless the image sets them; a summary table ends "
+                           "the run")
     many.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                       help="with --config, build N images at a time (default: %(default)s)")
     many.add_argument("--sysupdate", metavar="URL",

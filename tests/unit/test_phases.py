@@ -121,3 +121,15 @@ class TestScanOnDisk(testtools.TestCase):
         err = self.assertRaises(ElementFormatError,
                                 phases.check_source_repository_collisions, elements)
         self.assertEqual("source-repository-glean is shipped by both a and b", err.message)
+
+
+class TestUnsupportedPhases(testtools.TestCase):
+
+    def test_dib_only_phases_are_reported(self) -> None:
+        top = Path(self.useFixture(fixtures.TempDir()).path)
+        for rel in ("el/block-device.d/10-x", "el/install.d/10-y"):
+            (top / rel).parent.mkdir(parents=True, exist_ok=True)
+            (top / rel).write_text("#!/bin/sh\n")
+        warnings = phases.unsupported_phase_dirs([load_element(top / "el")])
+        self.assertEqual(1, len(warnings))
+        self.assertIn("DIB phase block-device.d does not exist in sysext-builder", warnings[0])
