@@ -14,6 +14,9 @@ def main(argv: list[str]) -> int:
         "sysext-element-info": "element_info",
         "sysext-check": "check",
         "sysext-create": "create",
+        "sysext-element-lint": "lint",
+        "sysext-element-new": "element_new",
+        "sysext-test-elements": "test_elements",
     }
     if not argv or argv[0] not in commands:
         print("usage: python -m sysext_builder {" + ",".join(sorted(commands)) + "} [ARGS...]",

@@ -16,6 +16,8 @@ Exit codes (kept stable, documented in doc/reference.rst):
  14   dependency cycle
  15   plugin could not be loaded
  16   configuration file invalid
+ 17   sysext-element-lint found errors
+ 18   sysext-test-elements: a test case failed
  20   a hook failed
  21   staging tree breaks the sysext rules
  22   a required tool is missing
@@ -126,3 +128,15 @@ class Interrupted(SysextBuilderError):
         name = signal.Signals(signum).name
         super().__init__(f"interrupted by {name}; nothing was written")
         self.exit_code = 128 + signum
+
+
+class LintError(SysextBuilderError):
+    """``sysext-element-lint`` found errors (each printed as a finding)."""
+
+    exit_code = 17
+
+
+class ElementTestsFailed(SysextBuilderError):
+    """At least one element test case failed (each is reported on its own)."""
+
+    exit_code = 18

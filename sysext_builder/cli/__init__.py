@@ -22,3 +22,21 @@ def check_main(argv: Sequence[str] | None = None) -> int:
     from sysext_builder.cli import check
 
     return check.main(argv)
+
+
+def element_lint_main(argv: Sequence[str] | None = None) -> int:
+    from sysext_builder.cli import lint
+
+    return lint.main(argv)
+
+
+def element_new_main(argv: Sequence[str] | None = None) -> int:
+    from sysext_builder.cli import element_new
+
+    return element_new.main(argv)
+
+
+def test_elements_main(argv: Sequence[str] | None = None) -> int:
+    from sysext_builder.cli import test_elements
+
+    return test_elements.main(argv)
