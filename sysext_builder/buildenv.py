@@ -38,11 +38,15 @@ class Target:
 
 def host_environment(config: BuildConfig, ws: Workspace, names: Sequence[str], arch: str,
                      target_root: Path, *,
-                     base_release: Mapping[str, str] | None = None) -> dict[str, str]:
+                     base_release: Mapping[str, str] | None = None,
+                     base_root: Path | None = None) -> dict[str, str]:
     """The environment of host-side phases (and of environment.d sourcing).
 
     ``SYSEXT_BASE`` is ``1`` when building on a ``--base`` (then ``DISTRO_NAME``
     and ``DIB_RELEASE`` describe it, as in diskimage-builder), else ``0``.
+    ``SYSEXT_BASE_ROOT`` is the (read-only) base tree, for host-side hooks that
+    must tell the base's files from the ones the build added (a system extension
+    cannot delete a file of the base); chrooted hooks do not get it.
     """
     env = {k: v for k, v in config.environ.items() if k in _PASSED}
     env.setdefault("PATH", _DEFAULT_PATH)
@@ -67,6 +71,8 @@ def host_environment(config: BuildConfig, ws: Workspace, names: Sequence[str], a
         env["DISTRO_NAME"] = base_release.get("ID", "")
         env["DIB_RELEASE"] = (base_release.get("VERSION_CODENAME")
                               or base_release.get("VERSION_ID", ""))
+    if base_root is not None:
+        env["SYSEXT_BASE_ROOT"] = str(base_root)
     return env
 
 
@@ -84,7 +90,17 @@ def chroot_environment(host_env: Mapping[str, str], inside: Mapping[str, str]) -
         "SYSEXT_LIB": inside["lib"],
         "SYSEXT_FUNCTIONS": inside["lib"] + "/common-functions.sh",
     })
+    env.pop("SYSEXT_BASE_ROOT", None)  # inside the chroot the base is "/" under the overlay
     return env
+
+
+def target_variables(target: Target) -> dict[str, str]:
+    """What the image claims to extend, for hooks (e.g. a version for side files):
+    ``SYSEXT_TARGET_ID``, ``SYSEXT_TARGET_VERSION_ID``, ``SYSEXT_TARGET_SYSEXT_LEVEL``
+    and ``SYSEXT_TARGET_ARCHITECTURE``, each only when the extension-release has it."""
+    return {f"SYSEXT_TARGET_{key}": target.release_fields[key]
+            for key in ("ID", "VERSION_ID", "SYSEXT_LEVEL", "ARCHITECTURE")
+            if target.release_fields.get(key)}
 
 
 def target(config: BuildConfig, defaults: Mapping[str, str], arch: str,

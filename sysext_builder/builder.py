@@ -1,7 +1,8 @@
 """The build recipe: one readable list of named, timed steps.
 
-    resolve elements -> collect hooks -> open the base (if any) -> workspace
-    -> element defaults and target identity
+    resolve elements -> open the base (if any) -> workspace
+    -> element defaults and target identity -> collect hooks (install types
+       and source repositories see the defaults environment.d exports)
     -> phases: [root.d] extra-data (sources placed first) -> pre-install ->
        install (static/ copied first) -> post-install -> finalise -> cleanup;
        distro packages before, Python packages after the hooks of a phase
@@ -94,6 +95,8 @@ def collect(resolution: Resolution, environ: Mapping[str, str], with_base: bool)
     elements = resolution.order
     phases.check_source_repository_collisions(elements)
     phases.check_static_collisions(elements)
+    for warning in phases.unsupported_phase_dirs(elements):
+        LOG.warning("%s", warning)
     hooks: dict[str, list[phases.Hook]] = {}
     for phase in ("root.d", *phases.BUILD_PHASES):
         found, warnings = phases.scan(elements, phase, environ)
@@ -192,8 +195,7 @@ def build(config: BuildConfig, *, catalog: Catalog | None = None,
     with step("resolve elements", timings):
         resolution = resolve(config, catalog)
         LOG.info("elements: %s", " ".join(resolution.names))
-    with step("collect hooks", timings):
-        plan = collect(resolution, config.environ, config.base is not None)
+    env_files = phases.environment_files(resolution.order)
     drivers = outputs.load_formats(config)
     cache = Cache(config.cache_dir)
     base = None
@@ -204,15 +206,22 @@ def build(config: BuildConfig, *, catalog: Catalog | None = None,
     with Workspace(config.workdir, keep=config.keep_workdir) as ws:
         target_root = ws.path / "merged" if base else ws.root
         env = buildenv.host_environment(config, ws, resolution.names, arch, target_root,
-                                        base_release=base.os_release if base else None)
+                                        base_release=base.os_release if base else None,
+                                        base_root=base.path if base else None)
         with step("element defaults", timings):
-            defaults = environment.source(plan.env_files, env, "defaults")
+            defaults = environment.source(env_files, env, "defaults")
             tgt = buildenv.target(config, defaults, arch, base.os_release if base else None)
+        # Install types (DIB_INSTALLTYPE_*) and DIB_REPO* may get defaults from
+        # environment.d, as in DIB: hooks and repositories are selected with them.
+        selection = {**config.environ, **defaults}
+        with step("collect hooks", timings):
+            plan = collect(resolution, selection, base is not None)
         env["SYSEXT_NAME"] = tgt.name
+        env.update(buildenv.target_variables(tgt))
         ws.link_hooks(resolution.order)
         installer = Installer(resolution.order, cache=cache, offline=config.offline,
                               arch=arch, root=ws.root, base=base, overlay=None,
-                              environ=config.environ)
+                              environ=selection)
         installer.check_packages(defaults)
         b = _Build(config=config, plan=plan, ws=ws, env=env, target=tgt, installer=installer,
                    result=BuildResult(name=tgt.name, timings=timings), launcher=launcher,

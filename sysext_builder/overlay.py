@@ -11,7 +11,9 @@ every exit path, so nothing is left mounted however the build ends.
 Afterwards :func:`extract` moves what the extension really adds out of the
 upper layer: only ``usr/`` and ``opt/`` are kept, files identical to the base
 are dropped, and deletions of base files (whiteouts, opaque directories) are
-errors because a system extension cannot remove anything.
+errors because a system extension cannot remove anything.  Absolute symlinks
+through the base's top-level links (``/bin/ip`` on a merged-/usr base) are
+rewritten to the /usr path they mean.
 """
 
 from __future__ import annotations
@@ -156,11 +158,29 @@ def extract(overlay: Overlay, dest: Path) -> dict[str, int]:
     for top in _KEEP:
         src_top = os.path.join(upper, top)
         if os.path.isdir(src_top):
-            _move_tree(src_top, os.path.join(lower, top), str(dest / top), counts)
+            _move_tree(src_top, os.path.join(lower, top), str(dest / top), counts, lower)
     return counts
 
 
-def _move_tree(src: str, lower: str, dest: str, counts: dict[str, int]) -> None:
+def _through_base_links(target: str, base: str) -> str:
+    """An absolute link ``target`` whose first component is a relative top-level
+    symlink of the base into /usr or /opt (``/bin`` -> ``usr/bin`` on a merged-/usr
+    base) rewritten to the path it means there (``/bin/ip`` -> ``/usr/bin/ip``), so
+    that packages' compatibility links stay inside the merged hierarchies."""
+    if not target.startswith("/"):
+        return target
+    first, _, rest = target.lstrip("/").partition("/")
+    top = os.path.join(base, first)
+    if not rest or not os.path.islink(top):
+        return target
+    points = os.readlink(top)
+    parts = points.split("/")
+    if points.startswith("/") or parts[0] not in _KEEP or ".." in parts:
+        return target
+    return "/" + os.path.normpath(os.path.join(points, rest))
+
+
+def _move_tree(src: str, lower: str, dest: str, counts: dict[str, int], base: str) -> None:
     """Move the non-identical entries of ``src`` to ``dest`` (directories recreated)."""
     st = os.lstat(src)
     os.makedirs(dest, exist_ok=True)
@@ -169,13 +189,18 @@ def _move_tree(src: str, lower: str, dest: str, counts: dict[str, int]) -> None:
         s, lw, d = os.path.join(src, name), os.path.join(lower, name), os.path.join(dest, name)
         est = os.lstat(s)
         if stat.S_ISDIR(est.st_mode):
-            _move_tree(s, lw, d, counts)
+            _move_tree(s, lw, d, counts, base)
             if not os.listdir(d) and os.path.isdir(lw):
                 os.rmdir(d)  # only there because something below it changed
             continue
         if _same_as_base(s, lw, est):
             counts["identical"] += 1
             continue
+        if stat.S_ISLNK(est.st_mode):
+            target = os.readlink(s)
+            if _through_base_links(target, base) != target:
+                os.unlink(s)
+                os.symlink(_through_base_links(target, base), s)
         os.rename(s, d)
         _strip_overlay_xattrs(d)
         counts["kept"] += 1

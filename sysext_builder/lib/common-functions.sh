@@ -81,3 +81,49 @@ sysext_pip_install() {
     printf '# requested by %s\n' "${0##*/}" >> "$requests"
     printf '%s\n' "$@" >> "$requests"
 }
+
+# Remove PATH... (absolute paths inside the image) from the image being built.
+# With --base only what the build added goes: an entry the base has is kept
+# (a system extension cannot delete a file of the base), and below a directory
+# of the base only the added entries are removed.  When building on a base it
+# works in the host-side phases (extra-data.d, finalise.d, cleanup.d), where
+# $SYSEXT_BASE_ROOT names the base tree.
+sysext_remove() {
+    local path
+    for path in "$@"; do
+        case "$path" in
+            /*) ;;
+            *) die "sysext_remove: $path is not an absolute path inside the image" ;;
+        esac
+        case "/$path/" in
+            */../*) die "sysext_remove: $path contains '..'" ;;
+        esac
+        if [ "${SYSEXT_BASE:-0}" = 1 ] && [ -z "${SYSEXT_BASE_ROOT:-}" ]; then
+            die "sysext_remove: with --base it runs in host-side phases only" \
+                "(finalise.d, cleanup.d, extra-data.d)"
+        fi
+        _sysext_remove_added "${path%/}"
+    done
+}
+
+_sysext_remove_added() {
+    local rel=$1 root=${TARGET_ROOT:?} real_root parent entry
+    [ -e "$root$rel" ] || [ -L "$root$rel" ] || return 0
+    real_root=$(realpath "$root")
+    parent=$(realpath "$(dirname "$root$rel")")
+    case "$parent/" in
+        "$real_root"/*) ;;
+        *) die "sysext_remove: $rel leads out of the image root (through a symlink)" ;;
+    esac
+    if [ "${SYSEXT_BASE:-0}" != 1 ] || { [ ! -e "$SYSEXT_BASE_ROOT$rel" ] \
+            && [ ! -L "$SYSEXT_BASE_ROOT$rel" ]; }; then
+        rm -rf -- "${root:?}$rel"
+        return 0
+    fi
+    # The base has it: keep it, but look for added entries below a directory.
+    if [ -d "$root$rel" ] && [ ! -L "$root$rel" ] && [ ! -L "$SYSEXT_BASE_ROOT$rel" ]; then
+        while IFS= read -r -d '' entry; do
+            _sysext_remove_added "$rel/${entry##*/}"
+        done < <(find "$root$rel" -mindepth 1 -maxdepth 1 -print0)
+    fi
+}

@@ -8,6 +8,7 @@ owners and times.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def assemble(root: Path, name: str, release_fields: Mapping[str, str],
     tree.lower_etc_var(root, strict=strict, name=name)
     for rel in units.apply_units(root, declarations(unit_files), name):
         LOG.info("enabled unit: %s", rel)
+    if not os.path.lexists(root / "usr"):
+        (root / "usr").mkdir(mode=0o755)  # a metadata-only extension: just its release file
     tree.validate(root)
     fields = dict(release_fields)
     if units.ships_units(root):
