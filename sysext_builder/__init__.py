@@ -20,6 +20,10 @@ def _version() -> str:
         return "0+unknown"
 
 
-__version__ = _version()
+def __getattr__(name: str) -> str:
+    # PEP 562: importlib.metadata costs ~30 ms; only pay it when asked.
+    if name == "__version__":
+        return _version()
+    raise AttributeError(name)
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -87,7 +87,7 @@ class Element:
         return self.file("environment.d")
 
 
-def read_name_list(path: Path) -> tuple[str, ...]:
+def read_name_list(path: Path | str) -> tuple[str, ...]:
     """Read an ``element-deps``/``element-provides`` style file.
 
     One name per line; blank lines and ``#`` comments (whole-line or trailing)
@@ -95,35 +95,40 @@ def read_name_list(path: Path) -> tuple[str, ...]:
     :class:`ElementFormatError` naming the file and line of a bad name.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     except UnicodeDecodeError as exc:
         raise ElementFormatError(f"{path}: not UTF-8 text ({exc.reason})") from exc
     except OSError as exc:
         raise ElementFormatError(f"{path}: cannot read: {exc.strerror}") from exc
-    names: list[str] = []
+    names: dict[str, None] = {}
+    fullmatch = _NAME_RE.fullmatch
     for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
+        if "#" in raw:
+            raw = raw.split("#", 1)[0]
+        line = raw.strip()
         if not line:
             continue
-        if not valid_name(line):
+        if fullmatch(line) is None:
             raise ElementFormatError(
                 f"{path}:{lineno}: invalid element name {line!r}",
                 hint="one name per line: letters, digits and '_.+-', "
                      "not starting with punctuation; '#' starts a comment")
-        if line not in names:
-            names.append(line)
+        names[line] = None
     return tuple(names)
 
 
 def load_element(path: Path, origin: str = "") -> Element:
     """Parse the element directory ``path``."""
-    name = path.name
+    spath = os.fspath(path)
+    name = os.path.basename(spath)
     try:
-        entries = frozenset(os.listdir(path))
+        entries = frozenset(os.listdir(spath))
     except OSError as exc:
         raise ElementFormatError(f"{path}: cannot read element: {exc.strerror}") from exc
-    deps = read_name_list(path / "element-deps") if "element-deps" in entries else ()
-    provides = (read_name_list(path / "element-provides")
+    deps = (read_name_list(os.path.join(spath, "element-deps"))
+            if "element-deps" in entries else ())
+    provides = (read_name_list(os.path.join(spath, "element-provides"))
                 if "element-provides" in entries else ())
     if name in deps:
         raise ElementFormatError(f"{path / 'element-deps'}: element {name!r} depends on itself")

@@ -22,6 +22,8 @@ Rules:
 from __future__ import annotations
 
 import difflib
+import functools
+import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,7 +67,13 @@ class Resolution:
     parents: Mapping[str, str | None]
     #: virtual name -> providing element
     virtual: Mapping[str, str]
-    graph: nx.DiGraph[str]  # edge a -> b: a needs b (attribute "via" for virtual names)
+    #: name -> {needed element: virtual name it was needed through, or None}
+    edges: Mapping[str, Mapping[str, str | None]]
+
+    @functools.cached_property
+    def graph(self) -> nx.DiGraph[str]:
+        """Edge a -> b: a needs b (attribute "via" for virtual names); built on first use."""
+        return _to_digraph(self.edges)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -213,20 +221,58 @@ def _check_conflicts(requested: Sequence[str], closure: _Closure,
                 hint=f"drop {provided!r} from the request or the element that provides it")
 
 
-def _build_graph(closure: _Closure, virtual: Mapping[str, str]) -> nx.DiGraph[str]:
-    import networkx as nx
-
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(sorted(closure.selected))
+def _build_edges(closure: _Closure,
+                 virtual: Mapping[str, str]) -> dict[str, dict[str, str | None]]:
+    edges: dict[str, dict[str, str | None]] = {}
     for name in sorted(closure.selected):
+        out: dict[str, str | None] = {}
         for dep in sorted(closure.selected[name].deps):
             if dep in virtual:
                 target = virtual[dep]
                 if target != name:
-                    graph.add_edge(name, target, via=dep)
+                    out[target] = dep  # as DiGraph.add_edge: the last "via" wins
             else:
-                graph.add_edge(name, dep)
+                out.setdefault(dep, None)  # add_edge without data keeps a "via"
+        edges[name] = out
+    return edges
+
+
+def _to_digraph(edges: Mapping[str, Mapping[str, str | None]]) -> nx.DiGraph[str]:
+    import networkx as nx
+
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    graph.add_nodes_from(edges)
+    for name, out in edges.items():
+        for target, via in out.items():
+            if via is None:
+                graph.add_edge(name, target)
+            else:
+                graph.add_edge(name, target, via=via)
     return graph
+
+
+def _order(edges: Mapping[str, Mapping[str, str | None]]) -> list[str] | None:
+    """Kahn's algorithm with a heap: each element after all it needs, ties by name.
+
+    The same order as ``nx.lexicographical_topological_sort(graph.reverse())``
+    without importing networkx; None when the graph has a cycle.
+    """
+    waiting = {name: len(out) for name, out in edges.items()}
+    needed_by: dict[str, list[str]] = {name: [] for name in edges}
+    for name, out in edges.items():
+        for target in out:
+            needed_by[target].append(name)
+    heap = [name for name, count in waiting.items() if count == 0]
+    heapq.heapify(heap)
+    order: list[str] = []
+    while heap:
+        name = heapq.heappop(heap)
+        order.append(name)
+        for user in needed_by[name]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(heap, user)
+    return order if len(order) == len(edges) else None
 
 
 def _raise_cycle(graph: nx.DiGraph[str]) -> None:
@@ -254,8 +300,6 @@ def _raise_cycle(graph: nx.DiGraph[str]) -> None:
 
 def resolve(requested: Sequence[str], catalog: Catalog) -> Resolution:
     """Resolve ``requested`` element names into a deterministic build order."""
-    import networkx as nx
-
     _check_requested(requested, catalog)
     virtual: set[str] = set()
     while True:
@@ -265,15 +309,21 @@ def resolve(requested: Sequence[str], catalog: Catalog) -> Resolution:
         if not grown:
             break
         virtual |= grown
+        if grown.isdisjoint(closure.selected):
+            # No newly provided name was pulled in as a real element, so every
+            # reference to one already went to ``needs``: another pass would
+            # walk the same closure.
+            break
     _check_conflicts(requested, closure, providers)
     mapping = {name: providers[name][0] for name in providers}
     for name in sorted(closure.needs):
         if name not in mapping:
             _unsatisfied(name, closure.needs[name], closure, catalog)
-    graph = _build_graph(closure, mapping)
-    if not nx.is_directed_acyclic_graph(graph):
-        _raise_cycle(graph)
-    ordered = nx.lexicographical_topological_sort(graph.reverse(copy=False))
+    edges = _build_edges(closure, mapping)
+    ordered = _order(edges)
+    if ordered is None:
+        _raise_cycle(_to_digraph(edges))
+        raise AssertionError("unreachable")
     return Resolution(requested=tuple(dict.fromkeys(requested)),
                       order=tuple(closure.selected[n] for n in ordered),
-                      parents=dict(closure.parents), virtual=mapping, graph=graph)
+                      parents=dict(closure.parents), virtual=mapping, edges=edges)

@@ -31,12 +31,15 @@ make_venv() {
         log "creating virtualenv $VENV"
         python3 -m venv "$VENV"
     fi
-    log "installing sysext-builder into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-        -r "$TOP/requirements.txt" "${extra[@]}" 2>&1 | grep -v '^WARNING: Location' >&2 || true
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$TOP" \
-        2>&1 | grep -v '^WARNING: Location' >&2 || true
+    log "installing sysext-builder into $VENV (pip log: $VENV/pip.log)"
+    local pip=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+    if ! { "${pip[@]}" --upgrade pip &&
+           "${pip[@]}" -r "$TOP/requirements.txt" "${extra[@]}" &&
+           "${pip[@]}" --no-deps -e "$TOP"; } > "$VENV/pip.log" 2>&1; then
+        grep -v '^WARNING: Location' "$VENV/pip.log" | tail -30 >&2
+        log "installing sysext-builder failed (full log: $VENV/pip.log)"
+        exit 1
+    fi
     "$VENV/bin/python" -c "import sysext_builder" \
-        || { log "installing sysext-builder failed"; exit 1; }
+        || { log "sysext-builder does not import after installing it"; exit 1; }
 }

@@ -22,6 +22,20 @@ def version() -> str:
         return "0+unknown"
 
 
+class _VersionAction(argparse.Action):
+    """``--version`` that reads the installed version only when it is given."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str,
+                 **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"{parser.prog} {version()}")
+        parser.exit()
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keep our paragraphs, show defaults where a help text mentions them."""
 
@@ -29,7 +43,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def parser(prog: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
                                 formatter_class=HelpFormatter)
-    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    p.add_argument("--version", action=_VersionAction)
     p.add_argument("--debug", action="store_true",
                    help="log at debug level and show tracebacks on errors")
     return p

@@ -267,7 +267,14 @@ class TestSubprocess(TestCase):
             self.assertNotIn("networkx", stderr, option)
             self.assertNotIn("stevedore", stderr, option)
 
-    def test_resolution_does_import_networkx(self) -> None:
+    def test_graph_output_does_import_networkx(self) -> None:
         # The control for the test above: importtime does show networkx when used.
-        stderr = self.imported("--element-path", str(fixture_dir("basic")), "app")
+        stderr = self.imported("--element-path", str(fixture_dir("basic")), "--graph", "app")
         self.assertIn("networkx", stderr)
+
+    def test_plain_resolution_does_not_import_networkx(self) -> None:
+        # The build order comes from a heap-based sort proven equal to networkx's
+        # lexicographical_topological_sort (test_graph); networkx loads only for
+        # --graph, --why and cycle reports.
+        stderr = self.imported("--element-path", str(fixture_dir("basic")), "app")
+        self.assertNotIn("networkx", stderr)
