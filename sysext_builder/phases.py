@@ -26,18 +26,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sysext_builder.element import Element
+from sysext_builder.element import PHASES, Element
 from sysext_builder.errors import ElementFormatError
 
-#: The phases of a build, in order (root.d only runs when building on a base).
-BUILD_PHASES: tuple[str, ...] = (
-    "extra-data.d",
-    "pre-install.d",
-    "install.d",
-    "post-install.d",
-    "finalise.d",
-    "cleanup.d",
-)
+#: The phases of a build, in order (root.d, first of PHASES, only runs on a base).
+BUILD_PHASES: tuple[str, ...] = PHASES[1:]
 
 _HOOK_NAME_RE = re.compile(r"^[0-9A-Za-z_-]+$")
 _PREFIX_RE = re.compile(r"^([0-9]+)")
@@ -78,8 +71,13 @@ def sort_key(name: str) -> tuple[int, int, str]:
     return (1, 0, name)
 
 
+def var_suffix(name: str) -> str:
+    """DIB's rule for names in variables: every non-alphanumeric becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
 def installtype_var(prefix: str) -> str:
-    return "DIB_INSTALLTYPE_" + re.sub(r"[^A-Za-z0-9_]", "_", prefix)
+    return "DIB_INSTALLTYPE_" + var_suffix(prefix)
 
 
 def selected_installtype(prefix: str, environ: Mapping[str, str]) -> str:

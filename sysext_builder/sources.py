@@ -45,7 +45,7 @@ from sysext_builder import runner
 from sysext_builder.cache import Cache, cache_key
 from sysext_builder.element import Element
 from sysext_builder.errors import ElementFormatError, InstallError
-from sysext_builder.phases import selected_installtype
+from sysext_builder.phases import selected_installtype, var_suffix
 
 LOG = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ class Fetched:
     resolved: str
 
 
-def override_suffix(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+override_suffix = var_suffix
 
 
 def parse(path: Path, element: str = "") -> list[SourceRepo]:

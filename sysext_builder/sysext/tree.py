@@ -228,17 +228,22 @@ def _plan_var(root: Path) -> _Plan:
     return plan
 
 
-def _mkdirs(root: Path, rel_dir: str) -> None:
+def ensure_dirs(root: Path, rel_dir: str, source: str = "") -> None:
+    """Create ``root/rel_dir`` (0755 each); a symlink or file on the way is an error."""
     current = root
     for part in rel_dir.split("/"):
         current = current / part
         if not os.path.lexists(current):
             current.mkdir()
             current.chmod(0o755)
+        elif current.is_symlink() or not current.is_dir():
+            where = f"{source}: " if source else ""
+            raise TreeRuleError(f"{where}{current.relative_to(root)} is not a real directory",
+                                hint="directories inside the image must be real directories")
 
 
 def _write_conf(root: Path, rel: str, header: str, lowerings: list[Lowering]) -> None:
-    _mkdirs(root, posixpath.dirname(rel))
+    ensure_dirs(root, posixpath.dirname(rel))
     lines = [ln.detail for ln in sorted(lowerings, key=lambda ln: ln.source)]
     path = root / rel
     path.write_text(header + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
@@ -273,7 +278,7 @@ def lower_etc_var(root: Path, *, strict: bool, name: str) -> list[Lowering]:
     if "etc" in plans:
         for rel in plans["etc"].moves:
             dest = f"{FACTORY_ETC}/{rel}"
-            _mkdirs(root, posixpath.dirname(dest))
+            ensure_dirs(root, posixpath.dirname(dest))
             os.rename(root / "etc" / rel, root / dest)
     headers = {"etc": f"# {name}: /etc defaults of the extension, put in place if missing",
                "var": f"# {name}: /var directories of the extension"}

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sysext_builder.errors import ElementFormatError, TreeRuleError
+from sysext_builder.sysext.tree import ensure_dirs
 
 LOG = logging.getLogger(__name__)
 
@@ -169,23 +170,11 @@ def _resolve(root: Path, decl: UnitDecl) -> _Resolved:
     return _Resolved(name=name, file=found, targets=targets)
 
 
-def _ensure_dirs(root: Path, rel_dir: str, source: str) -> None:
-    current = root
-    for part in rel_dir.split("/"):
-        current = current / part
-        if not os.path.lexists(current):
-            current.mkdir()
-            current.chmod(0o755)
-        elif current.is_symlink() or not current.is_dir():
-            raise TreeRuleError(f"{source}: {current.relative_to(root)} is not a real directory",
-                                hint="unit directories must be real directories in the image")
-
-
 def _place(root: Path, rel: str, *, link: str | None = None, text: str | None = None,
            source: str) -> bool:
     """Create the symlink or file ``rel``; False when an identical one exists."""
     path = root / rel
-    _ensure_dirs(root, os.path.dirname(rel), source)
+    ensure_dirs(root, os.path.dirname(rel), source)
     if os.path.lexists(path):
         if link is not None and path.is_symlink() and os.readlink(path) == link:
             return False
