@@ -13,42 +13,51 @@ import json
 import os
 import stat
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from sysext_builder.element import Element
 
 SCHEMA = 1
-_CHUNK = 1 << 20
+_HASH_THREADS = 4
 
 
 def sha256_file(path: Path | str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def file_list(root: Path) -> list[dict[str, Any]]:
-    """Every entry under ``root`` in sorted order (directories included)."""
+    """Every entry under ``root`` in sorted order (directories included).
+
+    Files are hashed by a few threads (hashing releases the GIL): on a large
+    tree this is the builder's biggest cost after packing (bench/README-build.rst).
+    """
     entries: list[dict[str, Any]] = []
+    to_hash: list[tuple[dict[str, Any], str]] = []
+    top = os.fspath(root).rstrip("/") + "/"
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root)
             st = os.lstat(full)
-            item: dict[str, Any] = {"path": rel, "mode": f"{stat.S_IMODE(st.st_mode):04o}"}
+            item: dict[str, Any] = {"path": full[len(top):],
+                                    "mode": f"{stat.S_IMODE(st.st_mode):04o}"}
             if stat.S_ISLNK(st.st_mode):
                 item.update(type="symlink", target=os.readlink(full))
             elif stat.S_ISDIR(st.st_mode):
                 item["type"] = "directory"
             elif stat.S_ISREG(st.st_mode):
-                item.update(type="file", size=st.st_size, sha256=sha256_file(full))
+                item.update(type="file", size=st.st_size)
+                to_hash.append((item, full))
             else:
                 item["type"] = "other"
             entries.append(item)
+    with ThreadPoolExecutor(max_workers=_HASH_THREADS) as pool:
+        for (item, _), digest in zip(to_hash, pool.map(sha256_file, [f for _, f in to_hash]),
+                                     strict=True):
+            item["sha256"] = digest
     entries.sort(key=lambda e: e["path"])
     return entries
 
