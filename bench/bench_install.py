@@ -71,6 +71,17 @@ def naive_tree(packages: list[str], top: Path) -> Path:
     return root
 
 
+def overlay_missing(src: Path, dest: Path) -> None:
+    """Copy what ``src`` has and ``dest`` lacks (the image's own, non-package files)."""
+    for dirpath, _dirs, files in os.walk(src):
+        rel = Path(dirpath).relative_to(src)
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            target = dest / rel / name
+            if not os.path.lexists(target):
+                shutil.copy2(Path(dirpath) / name, target, follow_symlinks=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True)
@@ -85,7 +96,7 @@ def main() -> int:
         build(args.base, cache, top / "dir", "directory")
         ours = (top / "cold" / "oem-azure.raw").stat().st_size
         naive = naive_tree(args.packages, top)
-        shutil.copytree(top / "dir" / "oem-azure", naive, symlinks=True, dirs_exist_ok=True)
+        overlay_missing(top / "dir" / "oem-azure", naive)
         naive_img = top / "naive.raw"
         env = dict(os.environ, SOURCE_DATE_EPOCH="0")
         run(["mksquashfs", str(naive), str(naive_img), "-all-root", "-noappend", "-comp",
