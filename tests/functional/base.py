@@ -37,3 +37,8 @@ def require_tool(tool: str, package: str) -> None:
     path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     if shutil.which(tool, path=path) is None:
         raise unittest.SkipTest(f"{tool} not installed (apt-get install {package})")
+
+
+def have_tool(tool: str) -> bool:
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    return shutil.which(tool, path=path) is not None

@@ -112,3 +112,57 @@ class TestBaseBuild(testtools.TestCase):
         self.assertEqual(26, proc.returncode, proc.stderr)
         self.assertIn("element hello-pkg asks for distro packages bash, hello: pass --base",
                       proc.stderr)
+
+
+class TestBaseKinds(testtools.TestCase):
+    """--base as squashfs, erofs and .tar.zst: unpacked once, identity from its os-release."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        base.require_root("building against --base")
+        top = Path(self.useFixture(fixtures.TempDir()).path)
+        self.top = top
+        tree = top / "tree"
+        (tree / "etc").mkdir(parents=True)
+        (tree / "usr/lib").mkdir(parents=True)
+        (tree / "etc/os-release").write_text('ID=tinyos\nVERSION_ID="4.2"\n')
+
+    def build_on(self, image: Path) -> Path:
+        out = self.top / f"out-{image.name}"
+        proc = base.run("sysext-create", "--element-path", str(BASE_ELEMENTS), "static-only",
+                        "--base", str(image), "--cache-dir", str(self.top / "cache"),
+                        "-t", "directory", "-o", f"{out}/static-only")
+        self.assertEqual(0, proc.returncode, proc.stderr[-2000:])
+        return out / "static-only"
+
+    def check(self, result: Path) -> None:
+        from sysext_builder.sysext import osrelease
+
+        self.assertEqual("from static/\n",
+                         (result / "usr/share/static-only/file").read_text())
+        fields = osrelease.read_file(
+            result / "usr/lib/extension-release.d/extension-release.static-only")
+        self.assertEqual(("tinyos", "4.2"), (fields["ID"], fields["VERSION_ID"]))
+
+    def test_squashfs_erofs_and_tar_zst_bases(self) -> None:
+        import subprocess
+
+        tree = self.top / "tree"
+        kinds = []
+        if base.have_tool("mksquashfs"):
+            subprocess.run(["mksquashfs", str(tree), str(self.top / "base.sqfs"),
+                            "-noappend", "-quiet"], check=True, capture_output=True)
+            kinds.append(self.top / "base.sqfs")
+        if base.have_tool("mkfs.erofs"):
+            subprocess.run(["mkfs.erofs", "--quiet", str(self.top / "base.erofs"), str(tree)],
+                           check=True, capture_output=True)
+            kinds.append(self.top / "base.erofs")
+        if base.have_tool("zstd"):
+            subprocess.run(["tar", "--zstd", "-cf", str(self.top / "base.tar.zst"), "-C",
+                            str(tree), "."], check=True, capture_output=True)
+            kinds.append(self.top / "base.tar.zst")
+        self.assertTrue(kinds, "no tool to make any base image")
+        for image in kinds:
+            self.check(self.build_on(image))
+        unpacked = sorted(p.name for p in (self.top / "cache/bases").iterdir())
+        self.assertEqual(len(kinds), len(unpacked), unpacked)
