@@ -32,6 +32,23 @@ def fixture_dir(scenario: str) -> Path:
     return path
 
 
+
+class RootLoggerRestored(fixtures.Fixture):
+    """The CLI replaces the root logger's handlers; put the test runner's back."""
+
+    def _setUp(self) -> None:
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+
+        def restore() -> None:
+            for handler in list(root.handlers):
+                root.removeHandler(handler)
+            for handler in handlers:
+                root.addHandler(handler)
+            root.setLevel(level)
+
+        self.addCleanup(restore)
+
 class FakeCatalog:
     """An in-memory :class:`sysext_builder.graph.Catalog`; touches no disk.
 
@@ -123,17 +140,7 @@ class TestCase(testtools.TestCase):
         return builtin
 
     def _restore_root_logger(self) -> None:
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-
-        def restore() -> None:
-            for handler in list(root.handlers):
-                root.removeHandler(handler)
-            for handler in handlers:
-                root.addHandler(handler)
-            root.setLevel(level)
-
-        self.addCleanup(restore)
+        self.useFixture(RootLoggerRestored())
 
     def run_cli(self, argv: Sequence[str]) -> CLIResult:
         """Run ``sysext-element-info`` in-process; capture stdout, stderr, exit code."""

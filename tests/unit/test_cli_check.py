@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ import testtools
 
 from sysext_builder.cli import check
 from sysext_builder.sysext import osrelease
-from tests.base import CLIResult, run_module
+from tests.base import CLIResult, RootLoggerRestored, run_module
 
 DEBIAN_12 = {"ID": "debian", "VERSION_ID": "12"}
 
@@ -25,17 +24,7 @@ class TestCheck(testtools.TestCase):
         super().setUp()
         self.dir = Path(self.useFixture(fixtures.TempDir()).path)
         self.host = self.write_os_release(self.dir / "host-os-release", DEBIAN_12)
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-
-        def restore() -> None:  # the CLI replaces the root logger's handlers
-            for handler in list(root.handlers):
-                root.removeHandler(handler)
-            for handler in handlers:
-                root.addHandler(handler)
-            root.setLevel(level)
-
-        self.addCleanup(restore)
+        self.useFixture(RootLoggerRestored())
 
     @staticmethod
     def write_os_release(path: Path, fields: Mapping[str, str]) -> Path:
