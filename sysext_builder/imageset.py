@@ -207,6 +207,15 @@ def summary(outcomes: Sequence[Outcome]) -> list[str]:
     return lines
 
 
+def clashing_outputs(outcomes: Sequence[Outcome]) -> dict[Path, list[str]]:
+    """Files (e.g. artifacts such as ``oem-release``) written by more than one image."""
+    writers: dict[Path, list[str]] = {}
+    for o in outcomes:
+        for path in o.outputs:
+            writers.setdefault(path, []).append(o.spec.name)
+    return {path: names for path, names in sorted(writers.items()) if len(names) > 1}
+
+
 def images_of(outcomes: Sequence[Outcome]) -> list[Path]:
     return [p for o in outcomes if o.ok for p in o.outputs
             if p.suffix == ".raw" and p.is_file()]

@@ -184,7 +184,12 @@ def _build_many(args: argparse.Namespace) -> tuple[list[Path], bool]:
     end_progress()
     for line in imageset.summary(outcomes):
         print(line, flush=True)
-    return imageset.images_of(outcomes), all(o.ok for o in outcomes)
+    clashes = imageset.clashing_outputs(outcomes)
+    for path, names in clashes.items():
+        LOG.error("%s was written by %s: only the last one's is left", path, " and ".join(names))
+    if clashes:
+        LOG.error("give images that write side files (e.g. OEM images) their own 'output:'")
+    return imageset.images_of(outcomes), all(o.ok for o in outcomes) and not clashes
 
 
 def _check_args(args: argparse.Namespace) -> None:

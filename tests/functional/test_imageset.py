@@ -42,6 +42,7 @@ class TestConfigRun(testtools.TestCase):
         for line in sums:
             digest, name = line.split("  ")
             self.assertEqual(hashlib.sha256((out / name).read_bytes()).hexdigest(), digest)
+        self.assertIn(f"{out}/hello-release was written by first and third", proc.stderr)
         self.assertIn("[first]", proc.stderr)
         self.assertIn("[broken]", proc.stderr)
 

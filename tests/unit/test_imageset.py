@@ -132,3 +132,15 @@ class TestSysupdate(testtools.TestCase):
         self.assertRaises(UsageError, sysupdate.check_version, "a/b")
         self.assertEqual("2024.1-r3", sysupdate.check_version("2024.1-r3"))
         self.assertRaises(UsageError, sysupdate.transfer, "x", "example.com/x")
+
+
+class TestClashes(testtools.TestCase):
+
+    def test_side_file_written_by_two_images_is_reported(self) -> None:
+        a = imageset.Outcome(imageset.ImageSpec(name="oem-a", elements=("x",), output=Path("/o")),
+                             returncode=0, outputs=[Path("/o/oem-a.raw"), Path("/o/oem-release")])
+        b = imageset.Outcome(imageset.ImageSpec(name="oem-b", elements=("x",), output=Path("/o")),
+                             returncode=0, outputs=[Path("/o/oem-b.raw"), Path("/o/oem-release")])
+        self.assertEqual({Path("/o/oem-release"): ["oem-a", "oem-b"]},
+                         imageset.clashing_outputs([a, b]))
+        self.assertEqual({}, imageset.clashing_outputs([a]))
