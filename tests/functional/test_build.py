@@ -102,6 +102,16 @@ class TestBuildDirectory(testtools.TestCase):
         self.assertIn("etc/hello/hello.conf", proc.stderr)
         self.assertFalse((self.out / "x").exists())
 
+    def test_logfile_has_the_debug_log_and_hook_output(self) -> None:
+        log = self.out / "build.log"
+        proc = self.create("hello", "-t", "directory", "-o", f"{self.out}/img/hello-ext",
+                           "--logfile", str(log))
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        text = log.read_text()
+        self.assertRegex(text, r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z DEBUG ")
+        self.assertIn("[hello/10-hello-bin] installed hello for hello-ext", text)
+        self.assertNotIn(" DEBUG ", proc.stderr, "the terminal stays at INFO")
+
     def test_unknown_format_lists_available(self) -> None:
         proc = self.create("hello", "-t", "zip", "-o", f"{self.out}/x")
         self.assertEqual(15, proc.returncode, proc.stderr)
