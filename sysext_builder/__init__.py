@@ -8,10 +8,11 @@ import logging
 
 from sysext_builder.errors import SysextBuilderError
 
-__all__ = ["SysextBuilderError", "__version__"]
+__all__ = ["SysextBuilderError", "__version__", "package_version"]
 
 
-def _version() -> str:
+def package_version() -> str:
+    """The installed distribution's version (reads package metadata: ~30 ms)."""
     from importlib import metadata
 
     try:
@@ -23,7 +24,7 @@ def _version() -> str:
 def __getattr__(name: str) -> str:
     # PEP 562: importlib.metadata costs ~30 ms; only pay it when asked.
     if name == "__version__":
-        return _version()
+        return package_version()
     raise AttributeError(name)
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -91,7 +91,8 @@ def resolve(config: BuildConfig, catalog: Catalog | None = None) -> Resolution:
     return graph.resolve(config.elements, catalog)
 
 
-def collect(resolution: Resolution, environ: Mapping[str, str], with_base: bool) -> _Plan:
+def collect(resolution: Resolution, environ: Mapping[str, str], with_base: bool,
+            env_files: list[tuple[str, Path]]) -> _Plan:
     elements = resolution.order
     phases.check_source_repository_collisions(elements)
     phases.check_static_collisions(elements)
@@ -108,7 +109,7 @@ def collect(resolution: Resolution, environ: Mapping[str, str], with_base: bool)
             found = []
         hooks[phase] = found
         LOG.info("%s: %d hook(s)", phase, len(found))
-    return _Plan(resolution, hooks, phases.environment_files(elements))
+    return _Plan(resolution, hooks, env_files)
 
 
 def _translate(hook: phases.Hook) -> tuple[str, str]:
@@ -215,7 +216,7 @@ def build(config: BuildConfig, *, catalog: Catalog | None = None,
         # environment.d, as in DIB: hooks and repositories are selected with them.
         selection = {**config.environ, **defaults}
         with step("collect hooks", timings):
-            plan = collect(resolution, selection, base is not None)
+            plan = collect(resolution, selection, base is not None, env_files)
         env["SYSEXT_NAME"] = tgt.name
         env.update(buildenv.target_variables(tgt))
         ws.link_hooks(resolution.order)

@@ -38,6 +38,7 @@ from urllib.request import url2pathname
 
 from sysext_builder import paths
 from sysext_builder.errors import InstallError
+from sysext_builder.manifest import sha256_file
 
 LOG = logging.getLogger(__name__)
 
@@ -127,11 +128,11 @@ class Cache:
         else:
             entry.mkdir(exist_ok=True)
             meta = _download(location, content, meta if content.is_file() else {}, what)
-            meta["sha256"] = _sha256(content)
+            meta["sha256"] = sha256_file(content)
             tmp = meta_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
             tmp.rename(meta_path)
-        return CachedFile(path=content, sha256=meta.get("sha256") or _sha256(content))
+        return CachedFile(path=content, sha256=meta.get("sha256") or sha256_file(content))
 
     @property
     def locked(self) -> bool:
@@ -195,14 +196,6 @@ def _try_lock(fd: int) -> bool:
             return False
         raise
     return True
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _download(location: str, content: Path, meta: dict[str, str], what: str

@@ -14,12 +14,9 @@ LOG = logging.getLogger("sysext_builder.cli")
 
 
 def version() -> str:
-    from importlib import metadata
+    from sysext_builder import package_version
 
-    try:
-        return metadata.version("sysext-builder")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+    return package_version()
 
 
 class _VersionAction(argparse.Action):
