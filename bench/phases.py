@@ -10,7 +10,7 @@ installed in::
     /tmp/sysext-venv/bin/python bench/phases.py --count 10000
 
 (the tree comes from bench/gen_elements.py, cached like bench_element_info.py
-does).  The wrappers name private functions of ``sysext_builder.graph``; a
+does).  The wrappers name private functions of ``sysext_builder.model.graph``; a
 phase whose function no longer exists is reported as missing, not an error.
 """
 
@@ -49,7 +49,7 @@ def child(requested: list[str]) -> None:
     from sysext_builder.cli import element_info
     t["import cli.element_info (argparse, logging, ...)"] = time.perf_counter() - s
     s = time.perf_counter()
-    from sysext_builder import discovery, element, graph
+    from sysext_builder.model import discovery, element, graph
     t["import discovery, element, graph"] = time.perf_counter() - s
     # networkx and stevedore are imported lazily by the tool (if at all): time
     # their first import where it happens, and wrap the networkx calls made.

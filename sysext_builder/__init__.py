@@ -5,6 +5,7 @@ console scripts live in :mod:`sysext_builder.cli`.
 """
 
 import logging
+from importlib import metadata
 
 from sysext_builder.errors import SysextBuilderError
 
@@ -13,8 +14,6 @@ __all__ = ["SysextBuilderError", "__version__", "package_version"]
 
 def package_version() -> str:
     """The installed distribution's version (reads package metadata: ~30 ms)."""
-    from importlib import metadata
-
     try:
         return metadata.version("sysext-builder")
     except metadata.PackageNotFoundError:  # pragma: no cover - source tree

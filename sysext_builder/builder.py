@@ -26,17 +26,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sysext_builder import buildenv, environment, executor, manifest, outputs, phases
-from sysext_builder.base import BaseTree, open_base
-from sysext_builder.cache import Cache
+from sysext_builder import paths
 from sysext_builder.config import BuildConfig
-from sysext_builder.element import Element
 from sysext_builder.formats.base import OutputFormat
-from sysext_builder.graph import Catalog, Resolution
-from sysext_builder.installs import Installer, chroot_binds
+from sysext_builder.install.cache import Cache
+from sysext_builder.install.installer import Installer, chroot_binds
 from sysext_builder.log import Timings, step
-from sysext_builder.overlay import INSIDE, Overlay, extract
-from sysext_builder.workspace import Workspace
+from sysext_builder.model import discovery, graph, phases
+from sysext_builder.model.element import Element
+from sysext_builder.model.graph import Catalog, Resolution
+from sysext_builder.output import manifest
+from sysext_builder.output import place as outputs
+from sysext_builder.staging import buildenv, environment, executor
+from sysext_builder.staging.base import BaseTree, open_base
+from sysext_builder.staging.overlay import INSIDE, Overlay, extract
+from sysext_builder.staging.workspace import Workspace
+from sysext_builder.sysext import release
+from sysext_builder.sysext.assemble import assemble as assemble_tree
 
 LOG = logging.getLogger(__name__)
 
@@ -84,8 +90,6 @@ class _Build:
 
 
 def resolve(config: BuildConfig, catalog: Catalog | None = None) -> Resolution:
-    from sysext_builder import discovery, graph
-
     if catalog is None:
         catalog = discovery.index(config.element_paths, config.environ)
     return graph.resolve(config.elements, catalog)
@@ -152,7 +156,6 @@ def _prepare_overlay(b: _Build) -> None:
     elements_copy = b.ws.copy_elements(b.elements)
     chroot_hooks = b.ws.path / "hooks-chroot"
     b.ws.link_hooks(b.elements, chroot_hooks, inside=INSIDE["elements"])
-    from sysext_builder import paths
 
     b.binds = chroot_binds({"elements": elements_copy, "hooks": chroot_hooks,
                             "tmp": b.ws.tmp, "artifacts": b.ws.artifacts,
@@ -161,8 +164,6 @@ def _prepare_overlay(b: _Build) -> None:
 
 
 def assemble(b: _Build) -> dict[str, str]:
-    from sysext_builder.sysext.assemble import assemble as assemble_tree
-
     unit_files = [p for p in (e.file("units") for e in b.elements) if p is not None]
     unit_files.append(b.ws.state / "units")
     return assemble_tree(b.ws.root, b.target.name, b.target.release_fields, unit_files,
@@ -190,8 +191,6 @@ def place_outputs(b: _Build, drivers: list[OutputFormat], fields: Mapping[str, s
 def build(config: BuildConfig, *, catalog: Catalog | None = None,
           launcher: executor.Launcher = executor.default_launcher) -> BuildResult:
     """Build one image from ``config``; see the module docstring for the recipe."""
-    from sysext_builder.sysext import release
-
     timings = Timings()
     with step("resolve elements", timings):
         resolution = resolve(config, catalog)

@@ -26,7 +26,6 @@ sourcing them with the user's environment):
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -109,7 +108,3 @@ def split_output(output: str | None, default_name: str | None) -> tuple[Path, st
         raise UsageError("no image name: pass -o DIR/NAME",
                          hint="or use an element that sets SYSEXT_DEFAULT_NAME")
     return directory, name
-
-
-def default_environ() -> dict[str, str]:
-    return dict(os.environ)

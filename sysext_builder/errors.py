@@ -34,6 +34,8 @@ Exit codes (kept stable, documented in doc/reference.rst):
 
 from __future__ import annotations
 
+import signal
+
 
 class SysextBuilderError(Exception):
     """Root of every error a user can cause."""
@@ -123,8 +125,6 @@ class Interrupted(SysextBuilderError):
     """Raised when the build receives SIGINT or SIGTERM."""
 
     def __init__(self, signum: int) -> None:
-        import signal
-
         name = signal.Signals(signum).name
         super().__init__(f"interrupted by {name}; nothing was written")
         self.exit_code = 128 + signum

@@ -39,6 +39,8 @@ import yaml
 
 from sysext_builder import runner
 from sysext_builder.errors import ConfigError
+from sysext_builder.fileutil import sha256_file
+from sysext_builder.output.atomic import commit, temp_path_for
 
 LOG = logging.getLogger(__name__)
 
@@ -223,9 +225,6 @@ def images_of(outcomes: Sequence[Outcome]) -> list[Path]:
 
 def write_sha256sums(images: Sequence[Path]) -> list[Path]:
     """``SHA256SUMS`` (sha256sum format) in each output directory, written atomically."""
-    from sysext_builder.formats.base import commit, temp_path_for
-    from sysext_builder.manifest import sha256_file
-
     by_dir: dict[Path, list[Path]] = {}
     for image in images:
         by_dir.setdefault(image.parent, []).append(image)

@@ -1,6 +1,6 @@
 """Logging helpers: a CI-readable formatter and a timing ``step()``.
 
-Only the CLI installs handlers (:func:`setup_logging`); library modules use
+Only the CLI installs handlers (``sysext_builder.cli.progress.setup_logging``); library modules use
 ``logging.getLogger(__name__)`` with lazy ``%`` arguments.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,41 +22,6 @@ class CIFormatter(logging.Formatter):
         super().__init__("%(asctime)s.%(msecs)03dZ %(levelname)-7s %(message)s",
                          datefmt="%Y-%m-%dT%H:%M:%S")
         self.converter = time.gmtime
-
-
-def setup_logging(debug: bool = False, logfile: str | None = None,
-                  quiet: bool = False, progress: bool | None = None) -> None:
-    """Install handlers on the root logger (CLI only).
-
-    ``progress`` (default: standard error is a terminal and not ``debug``)
-    shows a live status line instead of full timestamps.
-    """
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
-    level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
-    if progress is None:
-        progress = sys.stderr.isatty() and not debug
-    stream: logging.Handler
-    if progress:
-        from sysext_builder.progress import ProgressHandler
-
-        stream = ProgressHandler(sys.stderr)
-    else:
-        stream = logging.StreamHandler(sys.stderr)
-        stream.setFormatter(CIFormatter())
-    stream.setLevel(level)
-    root.addHandler(stream)
-    if logfile:
-        filehandler = logging.FileHandler(logfile, encoding="utf-8")
-        filehandler.setFormatter(CIFormatter())
-        filehandler.setLevel(logging.DEBUG)
-        root.addHandler(filehandler)
-    root.setLevel(logging.DEBUG if (debug or logfile) else level)
-    # stevedore warns about every plugin it cannot find; our PluginError says it
-    # better (with the available names), so keep its chatter for --debug.
-    logging.getLogger("stevedore").setLevel(logging.DEBUG if debug else logging.ERROR)
 
 
 @dataclass
@@ -94,16 +58,3 @@ def step(name: str, timings: Timings | None = None,
         if timings is not None:
             timings.add(name, elapsed)
         logger.debug("<== %s (%.2fs)", name, elapsed)
-
-
-def end_progress() -> None:
-    """Clear the terminal status line (before printing results to stdout)."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if type(handler).__name__ == "ProgressHandler":
-            root.removeHandler(handler)
-            handler.close()
-            plain = logging.StreamHandler(sys.stderr)
-            plain.setFormatter(CIFormatter())
-            plain.setLevel(handler.level)
-            root.addHandler(plain)

@@ -15,8 +15,8 @@ from pathlib import Path
 import fixtures
 import testtools
 
-from sysext_builder.element import Element
 from sysext_builder.errors import MissingElementError
+from sysext_builder.model.element import Element
 
 #: The repository root (this file is tests/base.py).
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ class RootLoggerRestored(fixtures.Fixture):
         self.addCleanup(restore)
 
 class FakeCatalog:
-    """An in-memory :class:`sysext_builder.graph.Catalog`; touches no disk.
+    """An in-memory :class:`sysext_builder.model.graph.Catalog`; touches no disk.
 
     ``spec`` maps an element name to ``(deps, provides)``.
     """

@@ -138,7 +138,7 @@ def check(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = common.parse(build_parser(), argv)
-    from sysext_builder.log import setup_logging
+    from sysext_builder.cli.progress import setup_logging
 
     setup_logging(debug=args.debug)
     return common.run(PROG, args.debug, lambda: check(args))

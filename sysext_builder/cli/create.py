@@ -150,7 +150,7 @@ def _common_args(args: argparse.Namespace) -> list[str]:
 
 def _build_one(args: argparse.Namespace) -> list[Path]:
     from sysext_builder import builder, config
-    from sysext_builder.log import end_progress
+    from sysext_builder.cli.progress import end_progress
 
     cfg = config.BuildConfig(
         elements=tuple(args.elements), output=args.output,
@@ -179,7 +179,7 @@ def _build_many(args: argparse.Namespace) -> tuple[list[Path], bool]:
     specs = imageset.load(args.config, default_output)
     LOG.info("building %d image(s) from %s, %d at a time", len(specs), args.config, args.jobs)
     outcomes = imageset.build_all(specs, _common_args(args), dict(os.environ), args.jobs)
-    from sysext_builder.log import end_progress
+    from sysext_builder.cli.progress import end_progress
 
     end_progress()
     for line in imageset.summary(outcomes):
@@ -207,12 +207,13 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = common.parse(build_parser(), argv)
-    from sysext_builder.log import setup_logging
+    from sysext_builder.cli.progress import setup_logging
 
     setup_logging(debug=args.debug, logfile=args.logfile)
 
     def body() -> int:
-        from sysext_builder import imageset, sysupdate
+        from sysext_builder import imageset
+        from sysext_builder.output import sysupdate
 
         _check_args(args)
         if args.image_version:

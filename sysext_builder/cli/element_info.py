@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from sysext_builder.cli import common
 
 if TYPE_CHECKING:
-    from sysext_builder.graph import Resolution
+    from sysext_builder.model.graph import Resolution
 
 PROG = "sysext-element-info"
 
@@ -119,12 +119,12 @@ def render_why(res: Resolution, name: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = common.parse(build_parser(), argv)
-    from sysext_builder.log import setup_logging
+    from sysext_builder.cli.progress import setup_logging
 
     setup_logging(debug=args.debug)
 
     def body() -> int:
-        from sysext_builder import discovery, graph
+        from sysext_builder.model import discovery, graph
 
         catalog = discovery.index(args.element_path, os.environ)
         res = graph.resolve(args.elements, catalog)

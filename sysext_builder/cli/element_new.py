@@ -38,12 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = common.parse(build_parser(), argv)
-    from sysext_builder.log import setup_logging
+    from sysext_builder.cli.progress import setup_logging
 
     setup_logging(debug=args.debug)
 
     def body() -> int:
-        from sysext_builder import skeleton
+        from sysext_builder.authoring import skeleton
 
         path = skeleton.create(args.name, args.dir)
         print(path)

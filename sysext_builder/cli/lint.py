@@ -26,7 +26,7 @@ element's test-elements/ are checked too.
 
 
 def _codes_table() -> str:
-    from sysext_builder.lint import CODES
+    from sysext_builder.authoring.lint.findings import CODES
 
     return "\n".join(f"  {code}  {severity:<7}  {summary}"
                      for code, (severity, summary) in CODES.items())
@@ -54,26 +54,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = common.parse(build_parser(), argv)
-    from sysext_builder.log import setup_logging
+    from sysext_builder.cli.progress import setup_logging
 
     setup_logging(debug=args.debug)
 
     def body() -> int:
-        from sysext_builder import discovery, lint
+        from sysext_builder.authoring.lint import check as lint
+        from sysext_builder.authoring.lint.findings import ERROR, WARNING
         from sysext_builder.errors import LintError
+        from sysext_builder.model import discovery
 
         search = discovery.search_path(args.element_path, os.environ)
         findings = lint.lint(args.dirs, search)
         totals = lint.count(findings)
         if args.json:
             print(json.dumps({"findings": [f.as_dict() for f in findings],
-                              "errors": totals[lint.ERROR],
-                              "warnings": totals[lint.WARNING]}, indent=2))
+                              "errors": totals[ERROR],
+                              "warnings": totals[WARNING]}, indent=2))
         else:
             for finding in findings:
                 print(finding.render())
-        if totals[lint.ERROR]:
-            raise LintError(f"{totals[lint.ERROR]} error(s), {totals[lint.WARNING]} "
+        if totals[ERROR]:
+            raise LintError(f"{totals[ERROR]} error(s), {totals[WARNING]} "
                             "warning(s)")
         return 0
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sysext_builder.cli import common
 
 if TYPE_CHECKING:
-    from sysext_builder.elementtests import CaseResult
+    from sysext_builder.authoring.testing.cases import CaseResult
 
 PROG = "sysext-test-elements"
 
@@ -103,24 +103,24 @@ def _raise_on_signal(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = common.parse(build_parser(), argv)
-    from sysext_builder.log import setup_logging
+    from sysext_builder.cli.progress import setup_logging
 
     setup_logging(debug=args.debug, quiet=not (args.verbose or args.debug))
 
     def body() -> int:
-        from sysext_builder import caserun, elementtests
+        from sysext_builder.authoring.testing import cases as elementtests
+        from sysext_builder.authoring.testing import run as caserun
+        from sysext_builder.authoring.testing import suite
 
         options = elementtests.Options(
             element_paths=tuple(args.element_path), environ=dict(os.environ),
             base=args.base, os_release=args.os_release, merge=args.merge, keep=args.keep,
             workdir=args.workdir, cache_dir=args.cache_dir, offline=args.offline)
         caserun.want_merge(options)  # refuse --merge without root before building
-        cases = elementtests.find_cases(options.element_paths, options.environ,
-                                        args.elements)
+        cases = suite.find_cases(options.element_paths, options.environ, args.elements)
         if not cases and not args.json:
             print("no element on the search path has test-elements/")
-        results = elementtests.run_all(cases, options,
-                                       None if args.json else _print_result)
+        results = suite.run_all(cases, options, None if args.json else _print_result)
         failed = [r for r in results if not r.passed]
         if args.json:
             print(json.dumps({"cases": [r.as_dict() for r in results],

@@ -2,16 +2,16 @@
 
 Built in: ``squashfs`` (mksquashfs), ``erofs`` (mkfs.erofs) and
 ``directory``.  The contract is :class:`.base.OutputFormat`; placement of
-what a driver writes is :func:`.base.temp_path_for` + :func:`.base.commit`.
+what a driver writes is :mod:`sysext_builder.output.atomic`'s.
 """
 
 from __future__ import annotations
 
 from sysext_builder import plugins
 from sysext_builder.errors import PluginError
-from sysext_builder.formats.base import OutputFormat, commit, placing, temp_path_for
+from sysext_builder.formats.base import OutputFormat
 
-__all__ = ["OutputFormat", "commit", "get", "names", "placing", "temp_path_for"]
+__all__ = ["OutputFormat", "get", "names"]
 
 
 def names() -> list[str]:

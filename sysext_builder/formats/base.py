@@ -1,31 +1,26 @@
-"""The output format contract and atomic placement of what a driver writes.
+"""The output format contract.
 
 A format driver turns a finished staging tree into one image.  Drivers are
 registered in the entry point group ``sysext_builder.formats`` and loaded by
 :func:`sysext_builder.formats.get`.  Placement is not the driver's business:
-the caller asks :func:`temp_path_for` for a hidden name in the final output
-directory, lets the driver :meth:`OutputFormat.pack` into it, and then
-:func:`commit` renames it over the final name, so an existing image is only
-ever replaced by a complete new one.
+the caller (:mod:`sysext_builder.output.place`) reserves a hidden name in the
+final output directory, lets the driver :meth:`OutputFormat.pack` into it, and
+commits every output of the build together (:mod:`sysext_builder.output.atomic`).
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
-import ctypes
-import errno
 import logging
 import os
 import re
-import secrets
-import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
 from sysext_builder import runner
 from sysext_builder.errors import OutputError
+from sysext_builder.fileutil import remove_path
 
 LOG = logging.getLogger(__name__)
 
@@ -171,118 +166,3 @@ def parse_version(text: str, tool: str) -> str:
     """The first version-looking word after ``tool`` in ``text`` (``unknown`` if none)."""
     match = re.search(re.escape(tool) + r"\D{0,40}?(\d+(?:\.\d+)+[^\s,)]*)", text)
     return match.group(1) if match else "unknown"
-
-
-def temp_path_for(final: Path) -> Path:
-    """A hidden, unique name beside ``final``: ``.NAME.tmp-<pid>-<random>``.
-
-    Being in the same directory makes :func:`commit` a rename on one
-    filesystem; being hidden keeps it out of ``/var/lib/extensions`` globs.
-    """
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-
-
-def remove_path(path: Path) -> None:
-    """Remove a file, symlink or directory tree if it exists."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        path.unlink()
-
-
-def _fsync_path(path: Path, directory: bool) -> None:
-    flags = os.O_RDONLY | (os.O_DIRECTORY if directory else 0)
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths with renameat2(RENAME_EXCHANGE).
-
-    Returns False where the kernel, libc or filesystem cannot do it.
-    """
-    try:
-        func = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                     ctypes.c_uint]
-    func.restype = ctypes.c_int
-    if func(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _replace_with_tree(tmp: Path, final: Path) -> None:
-    """Put ``tmp`` at ``final`` when either of them is a directory.
-
-    Preferred: one atomic renameat2(RENAME_EXCHANGE), then the old content
-    (now at ``tmp``) is removed.  Fallback where exchange is unsupported:
-    rename ``final`` aside, rename ``tmp`` into place, remove the old one.
-    In the fallback there is a window of two rename(2) calls during which
-    ``final`` does not exist; if the second rename fails the old one is put
-    back.  Readers never see a partial tree in either case.
-    """
-    if not os.path.lexists(final):
-        os.rename(tmp, final)
-        return
-    if _exchange(tmp, final):
-        remove_path(tmp)
-        return
-    aside = final.with_name(f".{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-    os.rename(final, aside)
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        os.rename(aside, final)
-        raise
-    remove_path(aside)
-
-
-def commit(tmp: Path, final: Path) -> None:
-    """Atomically put the complete ``tmp`` (from :func:`temp_path_for`) at ``final``.
-
-    Files (and symlinks) are fsynced and moved with rename(2), replacing any
-    existing file: readers see the old or the new image, never a mix.
-    Directories are swapped as described in :func:`_replace_with_tree`
-    (their contents are not fsynced).  The directory entry is fsynced after.
-    Raises :class:`OutputError`; ``tmp`` is left for the caller to remove.
-    """
-    if tmp.parent.resolve() != final.parent.resolve():
-        raise OutputError(f"cannot commit {tmp} to {final}: not in the same directory")
-    try:
-        tmp_is_dir = tmp.is_dir() and not tmp.is_symlink()
-        final_is_dir = final.is_dir() and not final.is_symlink()
-        if tmp_is_dir or final_is_dir:
-            _replace_with_tree(tmp, final)
-        else:
-            if not tmp.is_symlink():
-                _fsync_path(tmp, directory=False)
-            os.replace(tmp, final)
-        _fsync_path(final.parent, directory=True)
-    except OSError as exc:
-        raise OutputError(f"cannot move {tmp.name} to {final}: {exc.strerror or exc}",
-                          hint="is the output directory writable and on one filesystem?") \
-            from exc
-    LOG.debug("placed %s", final)
-
-
-@contextlib.contextmanager
-def placing(final: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``final``; commit it on success, remove it on failure."""
-    tmp = temp_path_for(final)
-    try:
-        yield tmp
-        commit(tmp, final)
-    finally:
-        remove_path(tmp)

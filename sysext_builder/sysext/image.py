@@ -26,6 +26,7 @@ from pathlib import Path
 from sysext_builder import runner
 from sysext_builder.errors import ImageError
 from sysext_builder.sysext import osrelease
+from sysext_builder.sysext.compat import image_name, release_name_ok
 
 LOG = logging.getLogger(__name__)
 
@@ -142,8 +143,6 @@ def _inside(view: Path, rel: str) -> Path:
 
 def _choose(image: Path, view: Path, present: list[str],
             systemd_version: int) -> tuple[str, bool]:
-    from sysext_builder.sysext.compat import image_name, release_name_ok
-
     for entry in present:
         if release_name_ok(image.name, entry[len(RELEASE_PREFIX):], systemd_version):
             return entry, False
@@ -165,8 +164,6 @@ def _choose(image: Path, view: Path, present: list[str],
 
 
 def _read_view(image: Path, kind: str, view: Path, systemd_version: int) -> ExtensionImage:
-    from sysext_builder.sysext.compat import image_name
-
     release_dir = view / RELEASE_DIR
     try:
         present = sorted(e for e in os.listdir(release_dir) if e.startswith(RELEASE_PREFIX)) \

@@ -48,8 +48,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sysext_builder.errors import ConfigError, ReleaseError, TreeRuleError
-from sysext_builder.sysext import osrelease, release
+from sysext_builder.errors import ConfigError, TreeRuleError
 
 LOG = logging.getLogger(__name__)
 
@@ -328,7 +327,8 @@ def _check_top(root: Path, problems: list[str]) -> None:
 def validate(root: Path) -> None:
     """Raise :class:`TreeRuleError` naming every path that breaks the sysext rules.
 
-    Does not require the extension-release file: see :func:`validate_release_present`.
+    The extension-release file is the builder's own (written and checked by
+    :mod:`.assemble`), so it is not required here.
     """
     problems: list[str] = []
     _check_top(root, problems)
@@ -354,27 +354,6 @@ def validate(root: Path) -> None:
                             hint="fix or remove these in a finalise.d/cleanup.d hook; "
                                  "systemd-sysext merges only /usr and /opt")
 
-
-def validate_release_present(root: Path, name: str) -> dict[str, str]:
-    """Check ``extension-release.NAME`` is a regular file with an ID; return its fields."""
-    rel = release.release_path(name)
-    path = root / rel
-    try:
-        regular = stat.S_ISREG(path.lstat().st_mode)
-    except FileNotFoundError:
-        regular = False
-    if not regular:
-        raise TreeRuleError(f"{rel} is missing or not a regular file",
-                            hint="it is written by the builder; an element must not remove "
-                                 "or replace it")
-    fields = osrelease.read_file(path)
-    if not fields.get("ID"):
-        raise ReleaseError(f"{rel} has no ID", hint="set --os-id or --os-release")
-    for other in sorted(path.parent.iterdir()):
-        if other.name != path.name and other.name.startswith(release.RELEASE_PREFIX):
-            LOG.warning("%s also holds %s; systemd reads only %s", path.parent.relative_to(root),
-                        other.name, path.name)
-    return fields
 
 
 def normalise(root: Path, epoch: int) -> None:

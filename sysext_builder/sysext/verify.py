@@ -42,6 +42,7 @@ from sysext_builder.errors import (
     ToolMissingError,
 )
 from sysext_builder.sysext import osrelease
+from sysext_builder.sysext.compat import image_name
 
 LOG = logging.getLogger(__name__)
 
@@ -210,8 +211,6 @@ def merge_into(image: Path, root: Path, commands: Sequence[str] = ()) -> MergeRe
     The image is copied to ``root/var/lib/extensions`` for the merge and removed
     again; everything is mounted in a private namespace only, as for :func:`merge`.
     """
-    from sysext_builder.sysext.compat import image_name
-
     image = Path(os.path.abspath(image))
     tools = _check_environment()
     installed = root / "var/lib/extensions" / image.name
@@ -245,8 +244,6 @@ def merge(image: Path, os_release: Mapping[str, str] | Path, *,
     systemd-sysext fails (e.g. systemd 252 and a name mismatch: "No medium
     found"), :class:`ToolMissingError` for missing tools.
     """
-    from sysext_builder.sysext.compat import image_name
-
     image = Path(os.path.abspath(image))
     if not os.path.lexists(image):
         raise ImageError(f"{image}: no such file or directory")

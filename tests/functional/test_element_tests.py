@@ -16,7 +16,9 @@ from pathlib import Path
 
 import fixtures
 
-from sysext_builder import caserun, elementtests
+from sysext_builder.authoring.testing import cases as elementtests
+from sysext_builder.authoring.testing import run as caserun
+from sysext_builder.authoring.testing import suite
 from sysext_builder.errors import ElementFormatError, EnvironmentUnusableError, UsageError
 from sysext_builder.sysext import osrelease
 from tests.base import TestCase
@@ -137,16 +139,16 @@ class TestFindCases(TestCase):
 
     def test_default_is_every_element_with_cases(self) -> None:
         self.isolate_search_path()
-        cases = elementtests.find_cases([str(ELEMENTS)], {})
+        cases = suite.find_cases([str(ELEMENTS)], {})
         self.assertEqual(GREETER_CASES, [c.label for c in cases])
         self.assertEqual(ELEMENTS / "greeter/test-elements/passes", cases[-1].path)
 
     def test_selection(self) -> None:
         self.isolate_search_path()
-        cases = elementtests.find_cases([str(ELEMENTS)], {}, ["greeter/passes", "greeter"])
+        cases = suite.find_cases([str(ELEMENTS)], {}, ["greeter/passes", "greeter"])
         self.assertEqual(["greeter/passes", "greeter/hook-fails", "greeter/missing-file",
                           "greeter/own-target"], [c.label for c in cases])
-        self.assertRaises(UsageError, elementtests.find_cases, [str(ELEMENTS)], {},
+        self.assertRaises(UsageError, suite.find_cases, [str(ELEMENTS)], {},
                           ["untested"])
 
 

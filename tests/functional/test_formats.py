@@ -18,7 +18,7 @@ import testtools
 
 from sysext_builder import formats
 from sysext_builder.errors import ImageError
-from sysext_builder.formats import base as formats_base
+from sysext_builder.output import atomic, place
 from sysext_builder.sysext import image, osrelease
 from tests.functional import base
 
@@ -171,11 +171,11 @@ class TestAtomicPlacement(FormatTestCase):
         old_tree = make_tree(self.dir / "old", "hello", {"ID": "debian", "VERSION_ID": "11"})
         new_tree = make_tree(self.dir / "new", "hello")
         for tree in (old_tree, new_tree):
-            tmp = formats_base.temp_path_for(final)
+            tmp = atomic.temp_path_for(final)
             driver.pack(tree, tmp, epoch=EPOCH)
             self.assertEqual([final.name] if tree is new_tree else [],
                              [p for p in os.listdir(out) if not p.startswith(".")])
-            formats_base.commit(tmp, final)
+            atomic.commit(tmp, final)
             self.assertEqual([final.name], os.listdir(out))
         self.assertEqual("12", image.read_extension(final).fields["VERSION_ID"])
 
@@ -200,9 +200,13 @@ class TestAtomicPlacement(FormatTestCase):
         other = make_tree(self.dir / "other", "hello", {"ID": "debian", "VERSION_ID": "13"})
 
         def failing() -> None:
-            with formats_base.placing(final) as tmp:
+            out_files = place.Outputs(out)
+            try:
+                tmp, _ = out_files.reserve(final.name)
                 formats.get("squashfs").pack(other, tmp, epoch=EPOCH)
                 raise RuntimeError("a later step failed")
+            finally:
+                out_files.discard()
 
         self.assertRaises(RuntimeError, failing)
         self.assertEqual(before, sha256(final))

@@ -19,10 +19,10 @@ from pathlib import Path
 import fixtures
 import testtools
 
-from sysext_builder import pip, sources
-from sysext_builder.cache import Cache
 from sysext_builder.errors import InstallError
-from sysext_builder.sources import SourceRepo
+from sysext_builder.install import pip, sources
+from sysext_builder.install.cache import Cache
+from sysext_builder.install.sources import SourceRepo
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",

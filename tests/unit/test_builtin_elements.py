@@ -18,13 +18,15 @@ from pathlib import Path
 import fixtures
 import testtools
 
-from sysext_builder import buildenv, discovery, environment, graph, packages, phases, sources
 from sysext_builder.config import BuildConfig
-from sysext_builder.element import PHASES, Element, load_element, read_name_list
 from sysext_builder.errors import HookFailedError
-from sysext_builder.overlay import INSIDE
+from sysext_builder.install import packages, sources
+from sysext_builder.model import discovery, graph, phases
+from sysext_builder.model.element import PHASES, Element, load_element, read_name_list
+from sysext_builder.staging import buildenv, environment
+from sysext_builder.staging.overlay import INSIDE
+from sysext_builder.staging.workspace import Workspace
 from sysext_builder.sysext import units
-from sysext_builder.workspace import Workspace
 from tests.base import PACKAGE_DIR
 
 ELEMENTS_DIR = PACKAGE_DIR / "elements"
@@ -538,7 +540,7 @@ class TestBuilderSupport(testtools.TestCase):
             self.assertNotIn("SYSEXT_BASE_ROOT", plain)
 
     def test_links_through_the_bases_top_level_links(self) -> None:
-        from sysext_builder.overlay import _through_base_links
+        from sysext_builder.staging.overlay import _through_base_links
 
         base = Path(self.useFixture(fixtures.TempDir()).path)
         (base / "usr/bin").mkdir(parents=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import fixtures
 
-from sysext_builder import discovery, graph
+from sysext_builder.model import discovery, graph
 from tests.base import TestCase, fixture_dir, run_module, write_tree
 
 SEEDS = ("0", "1", "42", "12345", "random")

@@ -27,9 +27,10 @@ from typing import Any
 import fixtures
 
 import sysext_builder
-from sysext_builder import buildenv, builder, errors, executor, paths
+from sysext_builder import builder, errors, paths
 from sysext_builder.config import BuildConfig
-from sysext_builder.workspace import Workspace
+from sysext_builder.staging import buildenv, executor
+from sysext_builder.staging.workspace import Workspace
 from tests.base import REPO_ROOT, TestCase
 
 DOC = REPO_ROOT / "doc"
@@ -270,7 +271,7 @@ class TestVariables(ReferenceTestCase):
         with Workspace(tmp) as ws:
             host = buildenv.host_environment(config, ws, ("x",), "x86-64", ws.path / "merged",
                                              **extra)
-        from sysext_builder.overlay import INSIDE
+        from sysext_builder.staging.overlay import INSIDE
 
         return host, buildenv.chroot_environment(host, INSIDE)
 
@@ -290,7 +291,7 @@ class TestVariables(ReferenceTestCase):
         self.assertEqual([], missing, "host variables passed to hooks, not documented")
 
     def test_chroot_paths_are_documented(self) -> None:
-        from sysext_builder.overlay import INSIDE
+        from sysext_builder.staging.overlay import INSIDE
 
         host, chroot = self.base_environments()
         text = self.need("Paths inside the chroot").text
@@ -393,14 +394,14 @@ class TestElementsAndFormats(ReferenceTestCase):
             self.assertIn(key, documented, f"--config key {key!r} is not documented")
 
     def test_lint_codes_are_documented(self) -> None:
-        if importlib.util.find_spec("sysext_builder.lint") is None:
-            self.skipTest("no sysext_builder.lint")
-        from sysext_builder import lint
+        if importlib.util.find_spec("sysext_builder.authoring.lint.check") is None:
+            self.skipTest("no sysext_builder.authoring.lint.check")
+        from sysext_builder.authoring.lint import findings
 
         text = self.need("Lint checks").text
         listed = set(re.findall(r"^(SB\d{3})\s", text, re.MULTILINE))
-        self.assertEqual(set(lint.CODES), listed, "lint codes in doc/reference.rst differ "
-                                                  "from sysext_builder.lint.CODES")
+        self.assertEqual(set(findings.CODES), listed, "lint codes in doc/reference.rst differ "
+                                                  "from sysext_builder.authoring.lint.check.CODES")
 
 
 class TestDocumentSet(TestCase):

@@ -8,8 +8,9 @@ from pathlib import Path
 import fixtures
 import testtools
 
-from sysext_builder import imageset, sysupdate
+from sysext_builder import imageset
 from sysext_builder.errors import ConfigError, UsageError
+from sysext_builder.output import sysupdate
 
 
 class TestLoad(testtools.TestCase):

@@ -1,0 +1,140 @@
+"""What hooks see and what the image claims: build environment and target identity.
+
+Precedence of the target identity (extension-release):
+command line options > ``--os-release FILE`` > the ``--base`` tree's
+os-release > defaults the elements export from ``environment.d``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sysext_builder import paths
+from sysext_builder.config import BuildConfig, split_output
+from sysext_builder.model.element import Element
+from sysext_builder.staging.workspace import Workspace
+from sysext_builder.sysext import osrelease, release
+
+LOG = logging.getLogger(__name__)
+
+#: host variables hooks inherit (everything else is dropped; DIB_* are added)
+_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "TZ", "USER", "LOGNAME",
+           "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+           "XDG_CACHE_HOME", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the image goes and what it claims to extend."""
+
+    directory: Path
+    name: str
+    release_fields: Mapping[str, str]
+
+
+def host_environment(config: BuildConfig, ws: Workspace, names: Sequence[str], arch: str,
+                     target_root: Path, *,
+                     base_release: Mapping[str, str] | None = None,
+                     base_root: Path | None = None) -> dict[str, str]:
+    """The environment of host-side phases (and of environment.d sourcing).
+
+    ``SYSEXT_BASE`` is ``1`` when building on a ``--base`` (then ``DISTRO_NAME``
+    and ``DIB_RELEASE`` describe it, as in diskimage-builder), else ``0``.
+    ``SYSEXT_BASE_ROOT`` is the (read-only) base tree, for host-side hooks that
+    must tell the base's files from the ones the build added (a system extension
+    cannot delete a file of the base); chrooted hooks do not get it.
+    """
+    env = {k: v for k, v in config.environ.items() if k in _PASSED}
+    env.setdefault("PATH", _DEFAULT_PATH)
+    env.update(config.user_variables())
+    lib = paths.shell_lib_dir()
+    env.update({
+        "TARGET_ROOT": str(target_root),
+        "TMP_BUILD_DIR": str(ws.tmp),
+        "TMP_HOOKS_PATH": str(ws.hooks),
+        "SYSEXT_ARTIFACTS_DIR": str(ws.artifacts),
+        "SYSEXT_STATE_DIR": str(ws.state),
+        "SYSEXT_UNITS_FILE": str(ws.state / "units"),
+        "SYSEXT_LIB": str(lib),
+        "SYSEXT_FUNCTIONS": str(lib / "common-functions.sh"),
+        "ARCH": arch,
+        "IMAGE_ELEMENT": " ".join(names),
+        "SOURCE_DATE_EPOCH": str(config.epoch),
+        "DIB_DEBUG_TRACE": "1" if config.trace else "0",
+        "SYSEXT_BASE": "1" if base_release is not None else "0",
+    })
+    if base_release is not None:
+        env["DISTRO_NAME"] = base_release.get("ID", "")
+        env["DIB_RELEASE"] = (base_release.get("VERSION_CODENAME")
+                              or base_release.get("VERSION_ID", ""))
+    if base_root is not None:
+        env["SYSEXT_BASE_ROOT"] = str(base_root)
+    return env
+
+
+def chroot_environment(host_env: Mapping[str, str], inside: Mapping[str, str]) -> dict[str, str]:
+    """The same environment with paths as hooks see them inside the chroot."""
+    env = dict(host_env)
+    env.update({
+        "PATH": _DEFAULT_PATH,
+        "TARGET_ROOT": "/",
+        "TMP_BUILD_DIR": inside["tmp"],
+        "TMP_HOOKS_PATH": inside["hooks"],
+        "SYSEXT_ARTIFACTS_DIR": inside["artifacts"],
+        "SYSEXT_STATE_DIR": inside["state"],
+        "SYSEXT_UNITS_FILE": inside["state"] + "/units",
+        "SYSEXT_LIB": inside["lib"],
+        "SYSEXT_FUNCTIONS": inside["lib"] + "/common-functions.sh",
+    })
+    env.pop("SYSEXT_BASE_ROOT", None)  # inside the chroot the base is "/" under the overlay
+    return env
+
+
+def target_variables(target: Target) -> dict[str, str]:
+    """What the image claims to extend, for hooks (e.g. a version for side files):
+    ``SYSEXT_TARGET_ID``, ``SYSEXT_TARGET_VERSION_ID``, ``SYSEXT_TARGET_SYSEXT_LEVEL``
+    and ``SYSEXT_TARGET_ARCHITECTURE``, each only when the extension-release has it."""
+    return {f"SYSEXT_TARGET_{key}": target.release_fields[key]
+            for key in ("ID", "VERSION_ID", "SYSEXT_LEVEL", "ARCHITECTURE")
+            if target.release_fields.get(key)}
+
+
+def target(config: BuildConfig, defaults: Mapping[str, str], arch: str,
+           base_release: Mapping[str, str] | None = None) -> Target:
+    """Output location and extension-release fields (see the module docstring)."""
+    directory, name = split_output(config.output, defaults.get("SYSEXT_DEFAULT_NAME"))
+    release.validate_image_name(name)
+    given = osrelease.read_file(config.os_release) if config.os_release else {}
+    if not given and base_release:
+        given = dict(base_release)
+    version_id = config.os_version_id or given.get("VERSION_ID")
+    level = config.sysext_level or given.get("SYSEXT_LEVEL")
+    if not given and not config.os_id:
+        version_id = version_id or defaults.get("SYSEXT_DEFAULT_OS_VERSION_ID") or None
+    if version_id is None and level is None:
+        level = defaults.get("SYSEXT_DEFAULT_SYSEXT_LEVEL") or None
+    extra = tuple((k[len("SYSEXT_RELEASE_"):], v) for k, v in sorted(defaults.items())
+                  if k.startswith("SYSEXT_RELEASE_") and v)
+    identity = release.identity_from(
+        None,
+        id=config.os_id or given.get("ID") or defaults.get("SYSEXT_DEFAULT_OS_ID"),
+        version_id=version_id, sysext_level=level, architecture=arch,
+        scope=config.scope or defaults.get("SYSEXT_DEFAULT_SCOPE") or None,
+        extra=extra)
+    fields = osrelease.parse(release.render_extension_release(identity), "extension-release")
+    if defaults.get("SYSEXT_RELOAD_MANAGER") == "1":
+        fields["EXTENSION_RELOAD_MANAGER"] = "1"
+    return Target(directory=directory, name=name, release_fields=fields)
+
+
+def copy_static(elements: Sequence[Element], root: Path) -> None:
+    for element in elements:
+        static = element.static_dir
+        if static is not None:
+            LOG.info("copying %s/static into the image", element.name)
+            shutil.copytree(static, root, symlinks=True, dirs_exist_ok=True)

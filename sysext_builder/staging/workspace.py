@@ -1,0 +1,102 @@
+"""The build directory and its lifecycle.
+
+Layout of one work directory::
+
+    WORK/root/        TARGET_ROOT, the staging tree that becomes the extension
+    WORK/hooks/       TMP_HOOKS_PATH: every element's files merged by symlinks
+    WORK/tmp/         TMP_BUILD_DIR, scratch space for hooks
+    WORK/artifacts/   SYSEXT_ARTIFACTS_DIR: files placed beside the image
+    WORK/state/       builder state (unit declarations written by hooks, ...)
+    WORK/pack/        images while they are being packed
+
+The directory is removed when the build ends unless ``keep`` is set; on
+failure the path is logged so the user can look (with ``--keep-workdir``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from sysext_builder.errors import OutputError
+from sysext_builder.fileutil import remove_tree
+from sysext_builder.model.element import Element
+
+LOG = logging.getLogger(__name__)
+
+_NOT_HOOK_FILES = frozenset({"README.rst", "element-deps", "element-provides"})
+
+
+class Workspace:
+    """Context manager owning one build's work directory."""
+
+    def __init__(self, parent: Path | None = None, keep: bool = False) -> None:
+        self.keep = keep
+        base = parent if parent is not None else Path(os.environ.get("TMPDIR", "/var/tmp"))
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            self.path = Path(tempfile.mkdtemp(prefix="sysext-build.", dir=base))
+        except OSError as exc:
+            raise OutputError(f"cannot create a work directory under {base}: {exc.strerror}",
+                              hint="pass --workdir DIR on a writable file system") from exc
+        self.root = self.path / "root"
+        self.hooks = self.path / "hooks"
+        self.tmp = self.path / "tmp"
+        self.artifacts = self.path / "artifacts"
+        self.state = self.path / "state"
+        self.pack = self.path / "pack"
+        for directory in (self.root, self.hooks, self.tmp, self.artifacts, self.state,
+                          self.pack):
+            directory.mkdir()
+        self.root.chmod(0o755)
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.keep:
+            LOG.info("work directory kept: %s", self.path)
+            return
+        if exc is not None:
+            LOG.info("build failed; work directory removed (pass --keep-workdir to keep it)")
+        remove_tree(self.path)
+
+    def link_hooks(self, elements: Sequence[Element], dest: Path | None = None,
+                   inside: str | None = None) -> None:
+        """Populate a TMP_HOOKS_PATH tree: every element file symlinked under one tree.
+
+        With ``inside``, links point at ``INSIDE/<element>/...`` (where the
+        element copies appear in a chroot) instead of the host paths.  Later
+        elements do not overwrite earlier ones; real collisions were already
+        refused by :mod:`sysext_builder.model.phases`.
+        """
+        dest = dest or self.hooks
+        for element in elements:
+            for dirpath, dirnames, filenames in os.walk(element.path):
+                rel = Path(dirpath).relative_to(element.path)
+                if rel == Path("."):
+                    dirnames[:] = [d for d in dirnames if d != "static"]
+                    filenames = [f for f in filenames if f not in _NOT_HOOK_FILES]
+                (dest / rel).mkdir(parents=True, exist_ok=True)
+                for name in sorted(filenames):
+                    link = dest / rel / name
+                    if link.exists() or link.is_symlink():
+                        continue
+                    target = (f"{inside}/{element.name}/{rel / name}" if inside
+                              else str(Path(dirpath) / name))
+                    link.symlink_to(target)
+
+    def copy_elements(self, elements: Sequence[Element]) -> Path:
+        """Copies of the elements (without static/) to bind into a chroot."""
+        top = self.path / "elements"
+        for element in elements:
+            shutil.copytree(element.path, top / element.name, symlinks=True,
+                            ignore=lambda d, names, root=str(element.path):
+                            ["static"] if d == root and "static" in names else [])
+        return top
