@@ -27,9 +27,10 @@ sourcing them with the user's environment):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sysext_builder.errors import UsageError
 
@@ -108,3 +109,181 @@ def split_output(output: str | None, default_name: str | None) -> tuple[Path, st
         raise UsageError("no image name: pass -o DIR/NAME",
                          hint="or use an element that sets SYSEXT_DEFAULT_NAME")
     return directory, name
+
+
+# -- the options table -------------------------------------------------------------------
+#
+# Every ``sysext-create`` option is declared here once.  The table drives the
+# argument parser (cli/create.py), the ``options:`` keys an image of a
+# ``--config`` file may set (imageset.py, which also takes the YAML key from
+# here), the command line each ``--jobs`` child inherits, and
+# :func:`from_values` that turns parsed values into a :class:`BuildConfig`.
+
+#: kinds of values: a string, a path (made absolute for children, relative to
+#: the YAML file in ``options:``), an integer, a flag, a repeatable string
+KINDS = ("str", "path", "int", "flag", "list")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option of ``sysext-create``."""
+
+    name: str  # long option without dashes; also its key in a --config image's options:
+    group: str
+    help: str
+    kind: str = "str"
+    short: str | None = None
+    metavar: str | None = None
+    default: Any = None
+    #: the BuildConfig field it sets; None: the run's, not one image's (--jobs ...)
+    field: str | None = None
+    #: an image of --config may set it under options:
+    per_image: bool = False
+    #: --config children inherit it from the command line (their own value wins)
+    inherited: bool = False
+    #: declared by cli.common for every command (only listed here for the children)
+    common: bool = False
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+
+_RUN, _OUT, _ID, _INST, _STEER = ("several images (CI jobs)", "output",
+                                  "target identity (extension-release)",
+                                  "installing software", "running")
+
+OPTIONS: tuple[Option, ...] = (
+    Option("config", _RUN, kind="path", metavar="FILE",
+           help="build every image listed in this YAML file (name, elements, output, "
+                "formats, options, environment per image); the identity, discovery and "
+                "running options on the command line (not -t) apply to every image unless "
+                "the image sets them; a summary table ends the run"),
+    Option("jobs", _RUN, kind="int", short="-j", metavar="N", default=1,
+           help="with --config, build N images at a time (default: %(default)s)"),
+    Option("sysupdate", _RUN, metavar="URL",
+           help="also publish each image for systemd-sysupdate: NAME_VERSION.raw and "
+                "NAME.transfer (source URL) beside NAME.raw; needs --image-version"),
+    Option("image-version", _RUN, metavar="VERSION",
+           help="version of the images for --sysupdate"),
+    Option("output", _OUT, short="-o", metavar="PATH", field="output",
+           help="DIR/NAME of the image; NAME is what systemd matches and names the "
+                "extension-release file (default: ./ and the name the elements set)"),
+    Option("format", _OUT, short="-t", metavar="FMT[,FMT]", default="squashfs",
+           field="formats",
+           help="output formats, comma separated: squashfs, erofs, directory "
+                "(default: %(default)s)"),
+    Option("compression", _OUT, metavar="ALG|FMT=ALG[,...]", field="compression",
+           per_image=True, inherited=True,
+           help="compression for all formats, or per format "
+                "(default: zstd for squashfs, lz4hc for erofs)"),
+    Option("checksum", _OUT, kind="flag", field="checksum", per_image=True, inherited=True,
+           help="also write NAME.raw.sha256 and SHA256SUMS (sha256sum format); --config "
+                "and --sysupdate runs always write SHA256SUMS"),
+    Option("arch", _ID, short="-a", metavar="ARCH", field="arch", per_image=True,
+           inherited=True,
+           help="ARCHITECTURE in systemd's spelling (x86-64, arm64, ...) or _any "
+                "(default: the build host's)"),
+    Option("os-release", _ID, kind="path", metavar="FILE", field="os_release",
+           per_image=True, inherited=True,
+           help="the target's os-release: ID, VERSION_ID and SYSEXT_LEVEL from it"),
+    Option("os-id", _ID, metavar="ID", field="os_id", per_image=True, inherited=True,
+           help="target ID (or _any for every OS)"),
+    Option("os-version-id", _ID, metavar="VERSION", field="os_version_id", per_image=True,
+           inherited=True, help="target VERSION_ID (exact match on the host)"),
+    Option("sysext-level", _ID, metavar="LEVEL", field="sysext_level", per_image=True,
+           inherited=True,
+           help="target SYSEXT_LEVEL (version-independent extensions, e.g. 1.0)"),
+    Option("scope", _ID, metavar="SCOPE", field="scope", per_image=True, inherited=True,
+           help='SYSEXT_SCOPE: words of "system portable initrd"'),
+    Option("base", _INST, kind="path", metavar="PATH", field="base", per_image=True,
+           inherited=True,
+           help="build against this target OS (directory, .tar[.gz|.xz|.zst], squashfs or "
+                "erofs image): install hooks run chrooted in an overlay over it, packages "
+                "come from its package manager, only what is new lands in the image, and "
+                "its os-release is the default target identity; needs root"),
+    Option("cache-dir", _INST, kind="path", metavar="DIR", field="cache_dir", inherited=True,
+           help="cache for packages, wheels, sources and unpacked bases, shared and locked "
+                "between builds (default: ~/.cache/sysext-builder)"),
+    Option("offline", _INST, kind="flag", field="offline", inherited=True,
+           help="use only what the cache holds; fail naming anything missing"),
+    Option("workdir", _STEER, kind="path", metavar="DIR", field="workdir", inherited=True,
+           help="create the build directory under DIR (default: $TMPDIR or /var/tmp)"),
+    Option("keep-workdir", _STEER, kind="flag", field="keep_workdir", inherited=True,
+           help="keep the build directory after the build, also on failure"),
+    Option("trace", _STEER, kind="flag", short="-x", field="trace", inherited=True,
+           help="run shell hooks with set -x (also exports DIB_DEBUG_TRACE=1)"),
+    Option("strict", _STEER, kind="flag", field="strict", per_image=True, inherited=True,
+           help="refuse /etc and /var content instead of lowering it to tmpfiles.d"),
+    Option("logfile", _STEER, metavar="FILE", help="also write the full debug log to FILE"),
+    Option("element-path", "", kind="list", field="element_paths", inherited=True,
+           common=True, help="(declared by cli.common)"),
+    Option("debug", "", kind="flag", inherited=True, common=True,
+           help="(declared by cli.common)"),
+)
+
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+
+def per_image_options() -> dict[str, Option]:
+    """The keys an image of a ``--config`` file may set under ``options:``."""
+    return {o.name: o for o in OPTIONS if o.per_image}
+
+
+def option_argv(option: Option, value: Any) -> list[str]:
+    """``value`` of ``option`` as command-line words (``[]`` for unset or off)."""
+    if value is None or value is False or value == []:
+        return []
+    if option.kind == "flag":
+        return [option.flag]
+    values = value if option.kind == "list" else [value]
+    words: list[str] = []
+    for item in values:
+        text = str(Path(item).absolute()) if option.kind in ("path", "list") else str(item)
+        words += [option.flag, text]
+    return words
+
+
+def inherited_argv(values: Mapping[str, Any]) -> list[str]:
+    """The options a ``--config`` child inherits from the parsed command line."""
+    words: list[str] = []
+    for option in OPTIONS:
+        if option.inherited:
+            words += option_argv(option, values.get(option.dest))
+    return words
+
+
+def _converted(option: Option, value: Any) -> Any:
+    if value is None:
+        return None
+    if option.name == "format":
+        return parse_formats(value)
+    if option.kind == "list":
+        return tuple(value)
+    return value
+
+
+def from_values(values: Mapping[str, Any], *, elements: Sequence[str],
+                environ: Mapping[str, str]) -> BuildConfig:
+    """The :class:`BuildConfig` of parsed option values (keyed by ``Option.dest``)."""
+    settings: dict[str, Any] = {}
+    for option in OPTIONS:
+        if option.field is not None and option.dest in values:
+            converted = _converted(option, values[option.dest])
+            if converted is not None:
+                settings[option.field] = converted
+    return BuildConfig(elements=tuple(elements), epoch=epoch_from(environ),
+                       environ=dict(environ), **settings)
+
+
+def groups() -> Iterator[tuple[str, list[Option]]]:
+    """Parser groups in table order, each with its options (common ones left out)."""
+    seen: dict[str, list[Option]] = {}
+    for option in OPTIONS:
+        if not option.common:
+            seen.setdefault(option.group, []).append(option)
+    yield from seen.items()

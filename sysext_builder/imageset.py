@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from sysext_builder import runner
+from sysext_builder.config import Option, option_argv, per_image_options
 from sysext_builder.errors import ConfigError
 from sysext_builder.fileutil import sha256_file
 from sysext_builder.output.atomic import commit, temp_path_for
@@ -45,12 +46,8 @@ from sysext_builder.output.atomic import commit, temp_path_for
 LOG = logging.getLogger(__name__)
 
 ENTRY_KEYS = ("name", "elements", "output", "formats", "options", "environment")
-#: option -> takes a value (False: a flag)
-OPTIONS: dict[str, bool] = {
-    "arch": True, "os-id": True, "os-version-id": True, "sysext-level": True, "scope": True,
-    "os-release": True, "compression": True, "base": True, "checksum": False, "strict": False,
-}
-_PATH_OPTIONS = ("os-release", "base")
+#: what an image may set under ``options:`` (declared with the command line's options)
+OPTIONS: dict[str, Option] = per_image_options()
 
 
 @dataclass(frozen=True)
@@ -106,6 +103,23 @@ def _entries(path: Path) -> list[tuple[dict[str, Any], yaml.Node | None]]:
     return list(zip(data, nodes, strict=True))
 
 
+def _option_value(where: str, key: str, value: Any, base_dir: Path) -> Any:
+    """A value of ``options:`` checked against the option's kind."""
+    if key not in OPTIONS:
+        raise _unknown(where.rsplit(":", 1)[0], key, list(OPTIONS))
+    option = OPTIONS[key]
+    if option.kind == "flag":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {type(value).__name__}")
+        return value
+    # YAML reads 12 and 3.0 as numbers; a version is text to systemd, so take their text
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{where}: expected a single value, got {type(value).__name__}")
+    if option.kind == "path":
+        return str((base_dir / str(value)).resolve())
+    return str(value)
+
+
 def _spec(raw: Any, where: str, base_dir: Path, default_output: Path) -> ImageSpec:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: an image must be a mapping with name and elements")
@@ -120,12 +134,8 @@ def _spec(raw: Any, where: str, base_dir: Path, default_output: Path) -> ImageSp
     if not isinstance(elements, list) or not elements or \
             not all(isinstance(e, str) for e in elements):
         raise ConfigError(f"{where}: 'elements' must be a non-empty list of element names")
-    options = dict(raw.get("options") or {})
-    for key, value in options.items():
-        if key not in OPTIONS:
-            raise _unknown(f"{where}: options", str(key), list(OPTIONS))
-        if key in _PATH_OPTIONS:
-            options[key] = str((base_dir / str(value)).resolve())
+    options = {str(k): _option_value(f"{where}: options: {k}", str(k), v, base_dir)
+               for k, v in (raw.get("options") or {}).items()}
     environment = {str(k): str(v) for k, v in (raw.get("environment") or {}).items()}
     formats = raw.get("formats") or ["squashfs"]
     formats = formats.split(",") if isinstance(formats, str) else formats
@@ -154,10 +164,7 @@ def argv_for(spec: ImageSpec, common: Sequence[str]) -> list[str]:
     argv = [sys.executable, "-m", "sysext_builder", "sysext-create", *spec.elements,
             *common, "-o", str(spec.output / spec.name), "-t", ",".join(spec.formats)]
     for key, value in sorted(spec.options.items()):  # after common: the image's own win
-        if OPTIONS[key]:
-            argv += [f"--{key}", str(value)]
-        elif value:
-            argv.append(f"--{key}")
+        argv += option_argv(OPTIONS[key], value)
     return argv
 
 

@@ -9,7 +9,9 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from sysext_builder import config
 from sysext_builder.cli import common
 
 PROG = "sysext-create"
@@ -48,75 +50,29 @@ rules, 22 a required tool is missing, 23 bad extension-release values,
 """
 
 
+def _add_option(group: argparse._ArgumentGroup, option: config.Option) -> None:
+    names = [n for n in (option.short, option.flag) if n]
+    if option.kind == "flag":
+        group.add_argument(*names, action="store_true", help=option.help)
+        return
+    kwargs: dict[str, Any] = {"metavar": option.metavar, "help": option.help,
+                              "default": option.default}
+    if option.kind == "path":
+        kwargs["type"] = Path
+    elif option.kind == "int":
+        kwargs["type"] = int
+    group.add_argument(*names, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = common.parser(PROG, DESCRIPTION, EPILOG)
     common.add_element_path(p)
     p.add_argument("elements", metavar="ELEMENT", nargs="*",
                    help="element to build (omit with --config)")
-    many = p.add_argument_group("several images (CI jobs)")
-    many.add_argument("--config", metavar="FILE", type=Path,
-                      help="build every image listed in this YAML file (name, elements, "
-                           "output, formats, options, environment per image); the identity, "
-                           "discovery and running options on the command line (not -t) apply "
-                           "to every image unless the image sets them; a summary table ends "
-                           "the run")
-    many.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                      help="with --config, build N images at a time (default: %(default)s)")
-    many.add_argument("--sysupdate", metavar="URL",
-                      help="also publish each image for systemd-sysupdate: NAME_VERSION.raw "
-                           "and NAME.transfer (source URL) beside NAME.raw; needs "
-                           "--image-version")
-    many.add_argument("--image-version", metavar="VERSION",
-                      help="version of the images for --sysupdate")
-    out = p.add_argument_group("output")
-    out.add_argument("-o", "--output", metavar="PATH",
-                     help="DIR/NAME of the image; NAME is what systemd matches and names the "
-                          "extension-release file (default: ./ and the name the elements set)")
-    out.add_argument("-t", "--format", default="squashfs", metavar="FMT[,FMT]",
-                     help="output formats, comma separated: squashfs, erofs, directory "
-                          "(default: %(default)s)")
-    out.add_argument("--compression", metavar="ALG|FMT=ALG[,...]",
-                     help="compression for all formats, or per format "
-                          "(default: zstd for squashfs, lz4hc for erofs)")
-    out.add_argument("--checksum", action="store_true",
-                     help="also write NAME.raw.sha256 and SHA256SUMS (sha256sum format); "
-                          "--config and --sysupdate runs always write SHA256SUMS")
-    ident = p.add_argument_group("target identity (extension-release)")
-    ident.add_argument("-a", "--arch", metavar="ARCH",
-                       help="ARCHITECTURE in systemd's spelling (x86-64, arm64, ...) or _any "
-                            "(default: the build host's)")
-    ident.add_argument("--os-release", metavar="FILE", type=Path,
-                       help="the target's os-release: ID, VERSION_ID and SYSEXT_LEVEL from it")
-    ident.add_argument("--os-id", metavar="ID", help="target ID (or _any for every OS)")
-    ident.add_argument("--os-version-id", metavar="VERSION",
-                       help="target VERSION_ID (exact match on the host)")
-    ident.add_argument("--sysext-level", metavar="LEVEL",
-                       help="target SYSEXT_LEVEL (version-independent extensions, e.g. 1.0)")
-    ident.add_argument("--scope", metavar="SCOPE",
-                       help='SYSEXT_SCOPE: words of "system portable initrd"')
-    inst = p.add_argument_group("installing software")
-    inst.add_argument("--base", metavar="PATH", type=Path,
-                      help="build against this target OS (directory, .tar[.gz|.xz|.zst], "
-                           "squashfs or erofs image): install hooks run chrooted in an overlay "
-                           "over it, packages come from its package manager, only what is new "
-                           "lands in the image, and its os-release is the default target "
-                           "identity; needs root")
-    inst.add_argument("--cache-dir", metavar="DIR", type=Path,
-                      help="cache for packages, wheels, sources and unpacked bases, shared "
-                           "and locked between builds (default: ~/.cache/sysext-builder)")
-    inst.add_argument("--offline", action="store_true",
-                      help="use only what the cache holds; fail naming anything missing")
-    run = p.add_argument_group("running")
-    run.add_argument("--workdir", metavar="DIR", type=Path,
-                     help="create the build directory under DIR (default: $TMPDIR or /var/tmp)")
-    run.add_argument("--keep-workdir", action="store_true",
-                     help="keep the build directory after the build, also on failure")
-    run.add_argument("-x", "--trace", action="store_true",
-                     help="run shell hooks with set -x (also exports DIB_DEBUG_TRACE=1)")
-    run.add_argument("--strict", action="store_true",
-                     help="refuse /etc and /var content instead of lowering it to tmpfiles.d")
-    run.add_argument("--logfile", metavar="FILE",
-                     help="also write the full debug log to FILE")
+    for title, options in config.groups():
+        group = p.add_argument_group(title)
+        for option in options:
+            _add_option(group, option)
     return p
 
 
@@ -126,42 +82,11 @@ def _raise_on_signal(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
-def _common_args(args: argparse.Namespace) -> list[str]:
-    """Options every image of a --config run inherits (its own options win)."""
-    common: list[str] = []
-    for d in args.element_path:
-        common += ["--element-path", str(Path(d).absolute())]
-    for flag, value in (("--workdir", args.workdir), ("--cache-dir", args.cache_dir),
-                        ("--compression", args.compression), ("--arch", args.arch),
-                        ("--os-release", args.os_release), ("--os-id", args.os_id),
-                        ("--os-version-id", args.os_version_id),
-                        ("--sysext-level", args.sysext_level), ("--scope", args.scope),
-                        ("--base", args.base)):
-        if value is not None:
-            path_like = isinstance(value, Path)
-            common += [flag, str(value.absolute()) if path_like else str(value)]
-    for flag, on in (("--keep-workdir", args.keep_workdir), ("--offline", args.offline),
-                     ("--trace", args.trace), ("--strict", args.strict),
-                     ("--checksum", args.checksum), ("--debug", args.debug)):
-        if on:
-            common.append(flag)
-    return common
-
-
 def _build_one(args: argparse.Namespace) -> list[Path]:
-    from sysext_builder import builder, config
+    from sysext_builder import builder
     from sysext_builder.cli.progress import end_progress
 
-    cfg = config.BuildConfig(
-        elements=tuple(args.elements), output=args.output,
-        formats=config.parse_formats(args.format), compression=args.compression,
-        arch=args.arch, os_release=args.os_release, os_id=args.os_id,
-        os_version_id=args.os_version_id, sysext_level=args.sysext_level,
-        scope=args.scope, checksum=args.checksum, workdir=args.workdir,
-        keep_workdir=args.keep_workdir, trace=args.trace, strict=args.strict,
-        element_paths=tuple(args.element_path), epoch=config.epoch_from(os.environ),
-        environ=dict(os.environ), base=args.base, cache_dir=args.cache_dir,
-        offline=args.offline)
+    cfg = config.from_values(vars(args), elements=args.elements, environ=os.environ)
     result = builder.build(cfg)
     for line in result.timings.table():
         LOG.info("%s", line)
@@ -178,7 +103,8 @@ def _build_many(args: argparse.Namespace) -> tuple[list[Path], bool]:
     default_output = Path(args.output or ".").absolute()
     specs = imageset.load(args.config, default_output)
     LOG.info("building %d image(s) from %s, %d at a time", len(specs), args.config, args.jobs)
-    outcomes = imageset.build_all(specs, _common_args(args), dict(os.environ), args.jobs)
+    outcomes = imageset.build_all(specs, config.inherited_argv(vars(args)), dict(os.environ),
+                                  args.jobs)
     from sysext_builder.cli.progress import end_progress
 
     end_progress()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import fixtures
@@ -43,3 +44,66 @@ class TestConfig(testtools.TestCase):
         cfg = config.BuildConfig(elements=("a",), environ={
             "DIB_X": "1", "SECRET": "s", "DIB_REPOLOCATION_glean": "/g", "PATH": "/bin"})
         self.assertEqual({"DIB_REPOLOCATION_glean": "/g", "DIB_X": "1"}, cfg.user_variables())
+
+
+class TestOptionsTable(testtools.TestCase):
+    """One table drives the parser, --config options and the --jobs children."""
+
+    def parser_options(self) -> dict[str, argparse.Action]:
+        from sysext_builder.cli import create
+
+        return {s: a for a in create.build_parser()._actions for s in a.option_strings}
+
+    def test_parser_has_every_option_of_the_table_and_no_other(self) -> None:
+        actions = self.parser_options()
+        for option in config.OPTIONS:
+            self.assertIn(option.flag, actions)
+            action = actions[option.flag]
+            self.assertEqual(option.dest, action.dest)
+            if option.short:
+                self.assertIs(action, actions[option.short])
+            if not option.common:
+                self.assertEqual(option.help, action.help)
+                self.assertEqual(option.kind == "flag", action.nargs == 0)
+        own = {"--help", "-h", "--version"}
+        declared = {n for o in config.OPTIONS for n in (o.flag, o.short) if n}
+        self.assertEqual(set(actions) - own, declared)
+
+    def test_parsed_values_give_the_build_config(self) -> None:
+        from sysext_builder.cli import create
+
+        args = create.build_parser().parse_args(
+            ["a", "b", "-t", "erofs,directory", "--base", "rel/base", "--strict", "-x",
+             "--element-path", "one", "--element-path", "two", "--os-id", "debian",
+             "--cache-dir", "/c", "--offline"])
+        cfg = config.from_values(vars(args), elements=args.elements,
+                                 environ={"SOURCE_DATE_EPOCH": "7", "DIB_X": "1"})
+        self.assertEqual(config.BuildConfig(
+            elements=("a", "b"), formats=("erofs", "directory"), base=Path("rel/base"),
+            strict=True, trace=True, element_paths=("one", "two"), os_id="debian",
+            cache_dir=Path("/c"), offline=True, epoch=7,
+            environ={"SOURCE_DATE_EPOCH": "7", "DIB_X": "1"}), cfg)
+
+    def test_children_inherit_identity_discovery_and_running_options(self) -> None:
+        from sysext_builder.cli import create
+
+        args = create.build_parser().parse_args(
+            ["--config", "x.yaml", "-j", "2", "-o", "out/", "-t", "erofs", "--base", "b",
+             "--element-path", "e", "--debug", "--checksum", "--os-version-id", "12",
+             "--logfile", "log", "--sysupdate", "u", "--image-version", "1"])
+        argv = config.inherited_argv(vars(args))
+        self.assertEqual(["--checksum", "--os-version-id", "12",
+                          "--base", str(Path("b").absolute()),
+                          "--element-path", str(Path("e").absolute()), "--debug"], argv)
+
+    def test_per_image_options_are_those_an_image_may_differ_in(self) -> None:
+        self.assertEqual({"compression", "checksum", "arch", "os-release", "os-id",
+                          "os-version-id", "sysext-level", "scope", "base", "strict"},
+                         set(config.per_image_options()))
+
+    def test_option_argv(self) -> None:
+        flag, path = config.BY_NAME["strict"], config.BY_NAME["base"]
+        self.assertEqual([], config.option_argv(flag, False))
+        self.assertEqual(["--strict"], config.option_argv(flag, True))
+        self.assertEqual([], config.option_argv(path, None))
+        self.assertEqual(["--base", "/abs/b"], config.option_argv(path, "/abs/b"))

@@ -145,3 +145,30 @@ class TestClashes(testtools.TestCase):
         self.assertEqual({Path("/o/oem-release"): ["oem-a", "oem-b"]},
                          imageset.clashing_outputs([a, b]))
         self.assertEqual({}, imageset.clashing_outputs([a]))
+
+
+class TestOptionValues(testtools.TestCase):
+    """options: values are typed by the options table."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.top = Path(self.useFixture(fixtures.TempDir()).path)
+
+    def load(self, options: str) -> list[imageset.ImageSpec]:
+        path = self.top / "images.yaml"
+        path.write_text(f"- name: img\n  elements: [a]\n  options:\n{options}")
+        return imageset.load(path, Path("/out"))
+
+    def test_numbers_are_text_and_paths_relative_to_the_file(self) -> None:
+        spec, = self.load("    os-version-id: 12\n    base: b.tar\n    strict: true\n")
+        self.assertEqual({"os-version-id": "12", "base": str(self.top / "b.tar"),
+                          "strict": True}, dict(spec.options))
+
+    def test_a_list_or_mapping_is_refused_naming_the_key(self) -> None:
+        err = self.assertRaises(ConfigError, self.load, "    os-id: [debian, flatcar]\n")
+        self.assertIn("options: os-id: expected a single value, got list", err.message)
+        self.assertRaises(ConfigError, self.load, "    arch: {x: 1}\n")
+
+    def test_a_flag_must_be_a_boolean(self) -> None:
+        err = self.assertRaises(ConfigError, self.load, '    strict: "yes"\n')
+        self.assertIn("options: strict: expected true or false", err.message)
