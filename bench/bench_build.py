@@ -303,7 +303,7 @@ sysext_builder.formats.squashfs:SquashfsFormat.tool_versions
 sysext_builder.runner:run
 sysext_builder.output.place:manifest_text
 sysext_builder.output.manifest:render
-sysext_builder.formats.base:commit
+sysext_builder.output.atomic:commit
 sysext_builder.fileutil:remove_tree
 """
 

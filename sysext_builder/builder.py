@@ -10,7 +10,8 @@
     -> assemble the extension -> pack every format -> place all outputs
 
 Each step is a small function in the module that owns it; this module only
-strings them together.  Nothing is written to the output directory until
+strings them together.  What a phase does besides running its hooks comes
+from the :data:`PHASE_PLAN` table, not from tests on the phase's name.  Nothing is written to the output directory until
 every image is packed; then each output replaces its old copy by rename.
 
 Without ``--base`` hooks run on the host with ``TARGET_ROOT`` the staging
@@ -22,7 +23,7 @@ phases on the host with ``TARGET_ROOT`` the overlay's merged root.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +36,7 @@ from sysext_builder.log import Timings, step
 from sysext_builder.model import discovery, graph, phases
 from sysext_builder.model.element import Element
 from sysext_builder.model.graph import Catalog, Resolution
-from sysext_builder.output import manifest
-from sysext_builder.output import place as outputs
+from sysext_builder.output import manifest, place
 from sysext_builder.staging import buildenv, environment, executor
 from sysext_builder.staging.base import BaseTree, open_base
 from sysext_builder.staging.overlay import INSIDE, Overlay, extract
@@ -67,22 +67,29 @@ class _Plan:
     env_files: list[tuple[str, Path]]
 
 
+@dataclass(frozen=True)
+class _Stage:
+    """Where hooks and installs write: the staging tree, or an overlay over the base."""
+
+    root: Path  # placed files go here: the staging tree, or the overlay's upper layer
+    overlay: Overlay | None = None
+    binds: tuple[tuple[Path, str], ...] = ()  # (host dir, chroot path)
+    chroot_env: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class _Build:
-    """Everything one build carries from step to step."""
+    """Everything one build carries from step to step, built once with its final state."""
 
     config: BuildConfig
     plan: _Plan
     ws: Workspace
     env: dict[str, str]
     target: buildenv.Target
+    stage: _Stage
     installer: Installer
     result: BuildResult
     launcher: executor.Launcher
-    base: BaseTree | None = None
-    overlay: Overlay | None = None
-    chroot_env: dict[str, str] = field(default_factory=dict)
-    binds: list[tuple[Path, str]] = field(default_factory=list)
 
     @property
     def elements(self) -> tuple[Element, ...]:
@@ -116,6 +123,29 @@ def collect(resolution: Resolution, environ: Mapping[str, str], with_base: bool,
     return _Plan(resolution, hooks, env_files)
 
 
+def _open_base(config: BuildConfig, cache: Cache, timings: Timings) -> BaseTree | None:
+    if config.base is None:
+        return None
+    with step("open base", timings), cache.lock():
+        return open_base(config.base, cache.subdir("bases"))
+
+
+def _stage(ws: Workspace, elements: tuple[Element, ...], base: BaseTree | None,
+           env: Mapping[str, str]) -> _Stage:
+    """Without a base, the staging tree; with one, the overlay and the chroot's view."""
+    if base is None:
+        return _Stage(root=ws.root)
+    overlay = Overlay.under(base.path, ws.path)
+    elements_copy = ws.copy_elements(elements)
+    chroot_hooks = ws.path / "hooks-chroot"
+    ws.link_hooks(elements, chroot_hooks, inside=INSIDE["elements"])
+    binds = chroot_binds({"elements": elements_copy, "hooks": chroot_hooks,
+                          "tmp": ws.tmp, "artifacts": ws.artifacts,
+                          "state": ws.state, "lib": paths.shell_lib_dir()})
+    return _Stage(root=overlay.upper, overlay=overlay, binds=tuple(binds),
+                  chroot_env=buildenv.chroot_environment(env, INSIDE))
+
+
 def _translate(hook: phases.Hook) -> tuple[str, str]:
     """Paths of a hook as it sees them inside the chroot."""
     assert hook.element_dir is not None
@@ -123,44 +153,64 @@ def _translate(hook: phases.Hook) -> tuple[str, str]:
     return f"{inside}/{hook.path.relative_to(hook.element_dir)}", inside
 
 
-def run_phase(b: _Build, phase: str) -> None:
-    chroot = b.overlay is not None and phase in CHROOT_PHASES
-    phase_env = environment.source(b.plan.env_files, b.chroot_env if chroot else b.env, phase)
-    if phase == "extra-data.d":
-        b.installer.place_sources()
-    b.installer.install_packages(phase, phase_env)
-    if phase == "install.d":
-        buildenv.copy_static(b.elements, b.installer.root)
-    if b.overlay is not None:
-        phase_env.update(b.overlay.environment(chroot=chroot, binds=b.binds))
-    executor.run_phase(phase, b.plan.hooks[phase], phase_env, trace=b.config.trace,
-                       launcher=b.launcher, wrap=Overlay.wrap if b.overlay else None,
+def _run_hooks(b: _Build, phase: str, env: dict[str, str]) -> None:
+    overlay = b.stage.overlay
+    chroot = overlay is not None and phase in CHROOT_PHASES
+    if overlay is not None:
+        # the Python step after the hooks runs with the same view of the overlay
+        env.update(overlay.environment(chroot=chroot, binds=list(b.stage.binds)))
+    executor.run_phase(phase, b.plan.hooks[phase], env, trace=b.config.trace,
+                       launcher=b.launcher, wrap=Overlay.wrap if overlay else None,
                        translate=_translate if chroot else None)
-    b.installer.install_python(b.ws.state, phase_env,
-                               {inside: host for host, inside in b.binds})
-    if phase == "post-install.d":
-        b.installer.remove_packages()
-        b.installer.record_packages()
+
+
+def _install_python(b: _Build, phase: str, env: dict[str, str]) -> None:
+    b.installer.install_python(b.ws.state, env, {inside: host for host, inside in b.stage.binds})
+
+
+#: what one phase does, by name, in order (DIB runs only hooks; the rest is ours)
+PhaseStep = Callable[[_Build, str, dict[str, str]], None]
+PHASE_STEPS: dict[str, PhaseStep] = {
+    "sources": lambda b, phase, env: b.installer.place_sources(),
+    "packages": lambda b, phase, env: b.installer.install_packages(phase, env),
+    "static": lambda b, phase, env: buildenv.copy_static(b.elements, b.stage.root),
+    "hooks": _run_hooks,
+    "python": _install_python,
+    "remove packages": lambda b, phase, env: b.installer.remove_packages(),
+    "record packages": lambda b, phase, env: b.installer.record_packages(),
+}
+_DEFAULT_PLAN = ("packages", "hooks", "python")
+#: sources are in place for extra-data.d hooks, static/ before install.d's hooks,
+#: and uninstall/build-only packages go once post-install.d's hooks are done
+PHASE_PLAN: dict[str, tuple[str, ...]] = {
+    "extra-data.d": ("sources", *_DEFAULT_PLAN),
+    "install.d": ("packages", "static", "hooks", "python"),
+    "post-install.d": (*_DEFAULT_PLAN, "remove packages", "record packages"),
+}
+
+
+def run_phase(b: _Build, phase: str) -> None:
+    chroot = b.stage.overlay is not None and phase in CHROOT_PHASES
+    env = environment.source(b.plan.env_files, b.stage.chroot_env if chroot else b.env, phase)
+    for name in PHASE_PLAN.get(phase, _DEFAULT_PLAN):
+        PHASE_STEPS[name](b, phase, env)
 
 
 def run_phases(b: _Build) -> None:
-    for phase in (("root.d",) if b.base else ()) + phases.BUILD_PHASES:
+    root_phase = ("root.d",) if b.stage.overlay is not None else ()
+    for phase in root_phase + phases.BUILD_PHASES:
         with step(f"phase {phase}", b.result.timings):
             run_phase(b, phase)
 
 
-def _prepare_overlay(b: _Build) -> None:
-    """With a base: the overlay, the chroot's view of the builder and its environment."""
-    assert b.base is not None
-    b.overlay = Overlay.under(b.base.path, b.ws.path)
-    elements_copy = b.ws.copy_elements(b.elements)
-    chroot_hooks = b.ws.path / "hooks-chroot"
-    b.ws.link_hooks(b.elements, chroot_hooks, inside=INSIDE["elements"])
-
-    b.binds = chroot_binds({"elements": elements_copy, "hooks": chroot_hooks,
-                            "tmp": b.ws.tmp, "artifacts": b.ws.artifacts,
-                            "state": b.ws.state, "lib": paths.shell_lib_dir()})
-    b.chroot_env = buildenv.chroot_environment(b.env, INSIDE)
+def extract_extension(b: _Build) -> None:
+    """With a base: keep what the build added to usr/ and opt/ (the overlay's upper layer)."""
+    if b.stage.overlay is None:
+        return
+    with step("extract the extension from the overlay", b.result.timings):
+        counts = extract(b.stage.overlay, b.ws.root)
+        LOG.info("extension: %(kept)d files kept, %(identical)d identical to the base "
+                 "dropped", counts)
 
 
 def assemble(b: _Build) -> dict[str, str]:
@@ -171,21 +221,37 @@ def assemble(b: _Build) -> dict[str, str]:
 
 
 def place_outputs(b: _Build, drivers: list[OutputFormat], fields: Mapping[str, str]) -> None:
-    out = outputs.output_directory(b.target.directory)
+    out = place.output_directory(b.target.directory)
     try:
         files = manifest.file_list(b.ws.root)
-        images = outputs.pack_images(b.config, drivers, tree=b.ws.root, name=b.target.name,
-                                     out=out, timings=b.result.timings)
+        images = place.pack_images(b.config, drivers, tree=b.ws.root, name=b.target.name,
+                                   out=out, timings=b.result.timings)
         b.result.images = [img["path"] for img in images]
         b.result.checksums = [img["checksum_file"] for img in images if "checksum_file" in img]
-        b.result.artifacts = outputs.stage_artifacts(b.ws.artifacts, out)
-        text = outputs.manifest_text(b.config, b.target.name, elements=b.elements,
-                                     fields=fields, files=files, images=images,
-                                     artifacts=b.result.artifacts, extra=b.installer.records)
+        b.result.artifacts = place.stage_artifacts(b.ws.artifacts, out)
+        text = place.manifest_text(b.config, b.target.name, elements=b.elements,
+                                   fields=fields, files=files, images=images,
+                                   artifacts=b.result.artifacts, extra=b.installer.records)
         b.result.manifest = out.text(f"{b.target.name}.manifest.json", text)
         out.commit()
     finally:
         out.discard()
+
+
+def _identity(config: BuildConfig, resolution: Resolution, base: BaseTree | None,
+              ws: Workspace, env_files: list[tuple[str, Path]]
+              ) -> tuple[dict[str, str], dict[str, str], buildenv.Target]:
+    """Hook environment, element defaults and the target (name, release fields)."""
+    arch = config.arch or (base.architecture if base else None) or release.systemd_arch()
+    env = buildenv.host_environment(config, ws, resolution.names, arch,
+                                    ws.path / "merged" if base else ws.root,
+                                    base_release=base.os_release if base else None,
+                                    base_root=base.path if base else None)
+    defaults = environment.source(env_files, env, "defaults")
+    target = buildenv.target(config, defaults, arch, base.os_release if base else None)
+    env["SYSEXT_NAME"] = target.name
+    env.update(buildenv.target_variables(target))
+    return env, defaults, target
 
 
 def build(config: BuildConfig, *, catalog: Catalog | None = None,
@@ -196,46 +262,28 @@ def build(config: BuildConfig, *, catalog: Catalog | None = None,
         resolution = resolve(config, catalog)
         LOG.info("elements: %s", " ".join(resolution.names))
     env_files = phases.environment_files(resolution.order)
-    drivers = outputs.load_formats(config)
+    drivers = place.load_formats(config)
     cache = Cache(config.cache_dir)
-    base = None
-    if config.base is not None:
-        with step("open base", timings), cache.lock():
-            base = open_base(config.base, cache.subdir("bases"))
-    arch = config.arch or (base.architecture if base else None) or release.systemd_arch()
+    base = _open_base(config, cache, timings)
     with Workspace(config.workdir, keep=config.keep_workdir) as ws:
-        target_root = ws.path / "merged" if base else ws.root
-        env = buildenv.host_environment(config, ws, resolution.names, arch, target_root,
-                                        base_release=base.os_release if base else None,
-                                        base_root=base.path if base else None)
         with step("element defaults", timings):
-            defaults = environment.source(env_files, env, "defaults")
-            tgt = buildenv.target(config, defaults, arch, base.os_release if base else None)
+            env, defaults, target = _identity(config, resolution, base, ws, env_files)
         # Install types (DIB_INSTALLTYPE_*) and DIB_REPO* may get defaults from
         # environment.d, as in DIB: hooks and repositories are selected with them.
         selection = {**config.environ, **defaults}
         with step("collect hooks", timings):
             plan = collect(resolution, selection, base is not None, env_files)
-        env["SYSEXT_NAME"] = tgt.name
-        env.update(buildenv.target_variables(tgt))
         ws.link_hooks(resolution.order)
+        stage = _stage(ws, resolution.order, base, env)
         installer = Installer(resolution.order, cache=cache, offline=config.offline,
-                              arch=arch, root=ws.root, base=base, overlay=None,
-                              environ=selection)
+                              arch=target.arch, root=stage.root, base=base,
+                              overlay=stage.overlay, environ=selection)
         installer.check_packages(defaults)
-        b = _Build(config=config, plan=plan, ws=ws, env=env, target=tgt, installer=installer,
-                   result=BuildResult(name=tgt.name, timings=timings), launcher=launcher,
-                   base=base)
-        if base is not None:
-            _prepare_overlay(b)
-            assert b.overlay is not None
-            installer.root, installer.overlay = b.overlay.upper, b.overlay
+        b = _Build(config=config, plan=plan, ws=ws, env=env, target=target, stage=stage,
+                   installer=installer, result=BuildResult(name=target.name, timings=timings),
+                   launcher=launcher)
         run_phases(b)
-        if b.overlay is not None:
-            with step("extract the extension from the overlay", timings):
-                counts = extract(b.overlay, ws.root)
-                LOG.info("extension: %(kept)d files kept, %(identical)d identical to the "
-                         "base dropped", counts)
+        extract_extension(b)
         with step("assemble extension", timings):
             fields = assemble(b)
         place_outputs(b, drivers, fields)

@@ -35,6 +35,7 @@ class Target:
     directory: Path
     name: str
     release_fields: Mapping[str, str]
+    arch: str = ""  # the build's architecture, systemd's spelling (x86-64, arm64, _any)
 
 
 def host_environment(config: BuildConfig, ws: Workspace, names: Sequence[str], arch: str,
@@ -129,7 +130,7 @@ def target(config: BuildConfig, defaults: Mapping[str, str], arch: str,
     fields = osrelease.parse(release.render_extension_release(identity), "extension-release")
     if defaults.get("SYSEXT_RELOAD_MANAGER") == "1":
         fields["EXTENSION_RELOAD_MANAGER"] = "1"
-    return Target(directory=directory, name=name, release_fields=fields)
+    return Target(directory=directory, name=name, release_fields=fields, arch=arch)
 
 
 def copy_static(elements: Sequence[Element], root: Path) -> None:

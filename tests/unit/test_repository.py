@@ -1,14 +1,13 @@
-"""Repository invariants: module size, layering, and lint of the built-in elements."""
+"""Repository invariants: module size, layering, imports (the built-in elements are
+linted in tests/unit/authoring/test_lint.py, with the linter's own rules)."""
 
 from __future__ import annotations
 
 import ast
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from sysext_builder.model.element import PHASES, read_name_list
 from tests.base import PACKAGE_DIR, TestCase
 
 MAX_MODULE_LINES = 400
@@ -44,8 +43,6 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "__init__": {"errors"},
     "__main__": {"cli"},
 }
-ELEMENTS_DIR = PACKAGE_DIR / "elements"
-HOOK_NAME_RE = re.compile(r"^[0-9]+-[A-Za-z0-9_-]+$")
 _CLI_RE = re.compile(r"^sysext_builder\.cli(\.|$)")
 
 
@@ -306,48 +303,3 @@ class TestModules(TestCase):
                    and rel != "sysext_builder/__main__.py"]
         self.assertEqual([], outside)
         self.assertIn("sysext_builder/__main__.py", importers)
-
-
-class TestBuiltinElements(TestCase):
-
-    def elements(self) -> list[Path]:
-        found = sorted(p for p in ELEMENTS_DIR.iterdir() if p.is_dir()
-                       and not p.name.startswith((".", "_")))
-        self.assertNotEqual([], found)
-        return found
-
-    def test_readme(self) -> None:
-        missing = [p.name for p in self.elements() if not (p / "README.rst").is_file()]
-        self.assertEqual([], missing, "built-in elements without README.rst")
-
-    def test_name_lists_parse_and_are_sorted(self) -> None:
-        problems = []
-        for element in self.elements():
-            for name in ("element-deps", "element-provides"):
-                path = element / name
-                if not path.exists():
-                    continue
-                names = list(read_name_list(path))  # raises on a malformed file
-                if name == "element-deps" and names != sorted(names):
-                    problems.append(f"{element.name}/{name} is not sorted: {names}")
-                if len(names) != len([ln for ln in path.read_text().splitlines()
-                                      if ln.split("#", 1)[0].strip()]):
-                    problems.append(f"{element.name}/{name} has duplicate names")
-        self.assertEqual([], problems)
-
-    def test_hooks_executable_and_named(self) -> None:
-        problems = []
-        for element in self.elements():
-            for phase in PHASES:
-                phase_dir = element / phase
-                if not phase_dir.is_dir():
-                    continue
-                for hook in sorted(phase_dir.iterdir()):
-                    if hook.is_dir():
-                        continue  # install-type directories hold their own hooks
-                    rel = hook.relative_to(ELEMENTS_DIR)
-                    if not HOOK_NAME_RE.match(hook.name):
-                        problems.append(f"{rel}: hook names are NN-name ({HOOK_NAME_RE.pattern})")
-                    if not os.access(hook, os.X_OK):
-                        problems.append(f"{rel}: not executable")
-        self.assertEqual([], problems)

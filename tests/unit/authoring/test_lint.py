@@ -301,11 +301,13 @@ class TestElementLevel(LintTestCase):
 
 class TestBuiltinElements(TestCase):
 
-    def test_builtin_elements_pass_lint(self) -> None:
+    def test_builtin_elements_pass_lint_without_a_warning(self) -> None:
+        # The one place the repository's element rules are checked: README,
+        # hook names and modes, shell flags, sorted element-deps, ... are the
+        # linter's rules, so the built-in elements are held to exactly those.
         builtin = paths.builtin_elements_dir()
         found = lint.lint([builtin], [SearchDir(builtin, "built-in")])
-        errors = [f.render() for f in found if f.severity == findings.ERROR]
-        self.assertEqual([], errors)
+        self.assertEqual([], [f.render() for f in found])
 
 
 class TestCLI(TestCase):
