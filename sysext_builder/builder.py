@@ -11,8 +11,9 @@
 
 Each step is a small function in the module that owns it; this module only
 strings them together.  What a phase does besides running its hooks comes
-from the :data:`PHASE_PLAN` table, not from tests on the phase's name.  Nothing is written to the output directory until
-every image is packed; then each output replaces its old copy by rename.
+from the :data:`PHASE_PLAN` table, not from tests on the phase's name.
+Nothing is written to the output directory until every image is packed;
+then each output replaces its old copy by rename.
 
 Without ``--base`` hooks run on the host with ``TARGET_ROOT`` the staging
 tree.  With a base, ``pre-install.d``/``install.d``/``post-install.d`` run

@@ -29,6 +29,7 @@ LOG = logging.getLogger(__name__)
 TOOL = "mkfs.erofs"
 
 #: namespace for the deterministic filesystem UUIDs
+# (without -U mkfs.erofs writes a random one, so no two builds would be identical)
 UUID_NAMESPACE = uuid.UUID("5d9f3f4e-6a43-5b7e-9a51-7379736578b1")
 
 
@@ -50,7 +51,11 @@ def _help_text(tool_path: str) -> str:
 
 
 def tree_uuid(tree: Path, epoch: int) -> uuid.UUID:
-    """A UUID that depends only on ``epoch`` and the sorted relative paths in ``tree``."""
+    """A UUID that depends only on ``epoch`` and the sorted relative paths in ``tree``.
+
+    Any fixed UUID would make builds reproducible; deriving it from the tree keeps
+    different images apart for tools that identify filesystems by UUID (blkid).
+    """
     names: list[str] = []
     for dirpath, dirnames, filenames in os.walk(tree):
         dirnames.sort()
@@ -80,6 +85,7 @@ class ErofsFormat(OutputFormat):
         text = _help_text(runner.require_tool(TOOL))
         start = text.find("Available compressors")
         if start < 0:
+            # 1.5's help lists no compressors; it has lz4 and lz4hc only
             return ("lz4hc", "lz4", "none")
         words = text[start:].replace(",", " ").replace(":", " ").split()
         return tuple(c for c in self.compressions if c in words or c == "none")
@@ -87,6 +93,8 @@ class ErofsFormat(OutputFormat):
     def command(self, tree: Path, dest: Path, *, epoch: int,
                 compression: str | None) -> list[str]:
         """The mkfs.erofs argv."""
+        # No -E options: 1.5 silently ignores ones it does not know, so a reproducibility
+        # or layout option could be dropped without a word.  --all-root: 0:0 inodes.
         argv = [runner.require_tool(TOOL), "--quiet", f"-T{epoch}",
                 f"-U{tree_uuid(tree, epoch)}", "--all-root"]
         if compression is not None and compression != "none":

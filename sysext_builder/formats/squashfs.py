@@ -86,6 +86,8 @@ class SquashfsFormat(OutputFormat):
     def command(self, tree: Path, dest: Path, compression: str | None) -> list[str]:
         """The mksquashfs argv (without the SOURCE_DATE_EPOCH environment)."""
         help_text = self._help()
+        # -noappend: otherwise an existing DEST is extended, not replaced;
+        # -all-root: 0:0 in the image even when the tree is not owned by root
         argv = [runner.require_tool(TOOL), str(tree), str(dest),
                 "-noappend", "-all-root", "-no-progress"]
         if compression is not None:
@@ -93,6 +95,9 @@ class SquashfsFormat(OutputFormat):
             argv += ["-comp", alg]
             if level is not None:
                 argv += ["-Xcompression-level", str(level)]
+        # Probed in -help rather than passed blindly: older squashfs-tools reject
+        # options they do not know.  -exit-on-error turns errors mksquashfs would
+        # otherwise skip (an unreadable file, say) into a failed build.
         for optional in ("-reproducible", "-exit-on-error"):
             if re.search(rf"^{optional}\b", help_text, re.MULTILINE):
                 argv.append(optional)
@@ -100,6 +105,8 @@ class SquashfsFormat(OutputFormat):
 
     def write_image(self, tree: Path, dest: Path, *, epoch: int,
                     compression: str | None) -> None:
+        # The epoch goes only through the environment; see the module doc for why
+        # -mkfs-time/-all-time are not passed as well.
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
         done = runner.run(self.command(tree, dest, compression), env=env)
         for line in done.stdout.splitlines():

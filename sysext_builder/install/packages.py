@@ -2,24 +2,24 @@
 
 Pure: parsing and evaluation only; installing is a package backend's job.
 
-``package-installs.yaml`` (or ``.json``) maps a *logical* package name to
-``null``, one dict of options, or a list of such dicts (each dict is one
-independent request, e.g. per architecture).  Keys: ``phase``
-(pre-install.d, install.d (default), post-install.d), ``uninstall``,
-``build-only`` (booleans), ``installtype`` (only when the element's install
-type -- ``DIB_INSTALLTYPE_<element>`` or ``DIB_DEFAULT_INSTALLTYPE``, default
-``source`` -- equals it), ``arch`` / ``not-arch`` (comma lists, not both),
-``when`` (``VAR = value``, ``VAR != value``, or a list: all must hold).
+``package-installs.yaml`` (or ``.json``) maps a *logical* package name to ``null``, one dict
+of options, or a list of such dicts (each dict is one independent request, e.g. per
+architecture).  Keys: ``phase`` (pre-install.d, install.d (default), post-install.d), the
+flags ``uninstall`` (remove instead) and ``build-only`` (install, then remove again; both
+removals run after post-install.d's hooks), ``installtype`` (only when the element's install
+type -- ``DIB_INSTALLTYPE_<element>`` or ``DIB_DEFAULT_INSTALLTYPE``, default ``source`` --
+equals it), ``arch`` / ``not-arch`` (comma lists, not both), ``when`` (``VAR = value``,
+``VAR != value``, or a list: all must hold; an unset VAR is an error, as in DIB).
 
-On purpose unlike DIB: ``uninstall: false`` means false (DIB only looks at
-the key); arch names are compared canonically (``x86_64`` matches ``amd64``);
-unknown keys are errors with a suggestion; ``VAR == x`` is malformed.
+On purpose unlike DIB: ``uninstall: false`` means false (DIB only looks at the key); arch
+names are compared canonically (``x86_64`` matches ``amd64``); unknown keys are errors with
+a suggestion; ``VAR == x`` is malformed (DIB would read ``=`` and the value ``= x``).
 
-``pkg-map`` (JSON) translates logical names for the target: sections
-``default``, ``family`` (family -> map), ``distro`` (distro -> map) and
-``release`` (distro -> release -> map); the most specific wins.  A mapped
-value of ``""`` skips the package; a value with spaces names several
-packages; an unmapped name is used as is.
+``pkg-map`` (JSON, one per element) translates logical names for the target: sections
+``default``, ``family`` (family -> map), ``distro`` (distro -> map) and ``release`` (distro
+-> release -> map).  DIB layers them in that order, so the most specific wins.  A mapped
+value of ``""`` skips the package (the name is mapped, so no less specific table is asked);
+a value with spaces names several packages; an unmapped name is used as is.
 """
 
 from __future__ import annotations
@@ -267,6 +267,7 @@ class PkgMap:
     def lookup(self, name: str, distro: str, family: str = "",
                release: str = "") -> str | None | _Missing:
         """Mapped name; None when mapped to ``""`` (skip); MISSING when unmapped."""
+        # DIB's update() order reversed: the first table naming ``name`` decides
         for table in (self.release.get(distro, {}).get(release, {}) if release else {},
                       self.distro.get(distro, {}),
                       self.family.get(family, {}) if family else {},

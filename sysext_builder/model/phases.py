@@ -9,7 +9,9 @@ Rules (DIB's, with its silent cases made loud):
   two elements in one phase is an error naming both.
 * Executable regular files named ``[0-9A-Za-z_-]+`` run, ordered by the
   numeric value of their leading digits (``9-x`` before ``10-y``), then by
-  name; names without a numeric prefix run after the numbered ones.
+  name; names without a numeric prefix run after the numbered ones.  (DIB's
+  ``dib-run-parts`` pipes the names through ``LANG=C sort -n``, which ranks an
+  unnumbered name as 0, i.e. before ``1-x``.)
 * Anything else in a phase directory (a dotted name, a non-executable file)
   is reported as a warning, never skipped silently.
 * In ``install.d``, sub-directories named ``<prefix>-<type>-install`` are
@@ -32,6 +34,7 @@ from sysext_builder.model.element import PHASES, Element
 #: The phases of a build, in order (root.d, first of PHASES, only runs on a base).
 BUILD_PHASES: tuple[str, ...] = PHASES[1:]
 
+# dib-run-parts' pattern (run-parts(8)'s): a dot disables a hook (foo.sh, foo.orig)
 _HOOK_NAME_RE = re.compile(r"^[0-9A-Za-z_-]+$")
 _PREFIX_RE = re.compile(r"^([0-9]+)")
 _INSTALLTYPE_RE = re.compile(r"^(?P<prefix>.+)-(?P<type>[^-]+)-install$")
@@ -103,6 +106,8 @@ def order_hooks(files: Iterable[HookFile]) -> tuple[list[Hook], list[str]]:
         if not f.executable:
             warnings.append(f"{f.path}: not executable, not run (chmod +x to run it)")
             continue
+        # DIB merges all elements' hooks into one tree, where two same-named hooks
+        # would land on one path; it aborts too, here both owners are named
         first = owners.get(f.name)
         if first is not None:
             raise ElementFormatError(
@@ -120,6 +125,8 @@ def _entries(element: Element, phase: str, directory: Path,
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
         st = entry.stat()
+        # DIB's install types: install.d/<prefix>-<type>-install/ holds the hooks of
+        # one way of installing (source, package, repo...); one is chosen per prefix
         if stat.S_ISDIR(st.st_mode) and phase == "install.d":
             match = _INSTALLTYPE_RE.match(entry.name)
             if match:
@@ -142,7 +149,13 @@ def scan(elements: Sequence[Element], phase: str,
 
 
 def environment_files(elements: Sequence[Element]) -> list[tuple[str, Path]]:
-    """``environment.d`` files of all elements in numeric order (element, path)."""
+    """``environment.d`` files of all elements in numeric order (element, path).
+
+    DIB sources them before every phase from the merged tree (so same-named files
+    clash there too).  Its ``sort -n`` sees full paths, which start with ``/``,
+    so DIB's order is in effect bytewise (``10-x`` before ``9-y``); DIB also only
+    sources names matching ``[0-9A-Za-z_.-]+``.
+    """
     found: dict[str, tuple[str, Path]] = {}
     for element in elements:
         env_dir = element.environment_dir
@@ -198,6 +211,7 @@ def check_static_collisions(elements: Sequence[Element]) -> None:
 
 
 #: DIB phases that have no meaning for a system extension
+# (block-device.d and pre-finalise.d work on the partitioned disk DIB makes)
 UNSUPPORTED_PHASES = ("post-root.d", "block-device.d", "pre-finalise.d")
 
 

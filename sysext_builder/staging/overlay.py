@@ -42,7 +42,10 @@ INSIDE = {
     "lib": "/tmp/sysext-lib",
 }
 
+# the hierarchies systemd-sysext merges; the rest of the upper layer (package
+# databases, logs, /etc edits of maintainer scripts) is build state
 _KEEP = ("usr", "opt")
+# the overlay is mounted without userxattr, so its bookkeeping is in trusted.*
 _OVERLAY_XATTR = "trusted.overlay."
 
 
@@ -82,10 +85,13 @@ class Overlay:
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
+    # overlayfs records the deletion of a lower file as a 0/0 character device
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
 def _is_opaque(path: str) -> bool:
+    # A directory removed and made again is marked opaque ("y"): it hides all the
+    # lower layer had there.  Since Linux 6.7 "x" marks a non-opaque one.
     try:
         return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
     except OSError:
@@ -93,6 +99,8 @@ def _is_opaque(path: str) -> bool:
 
 
 def _same_as_base(upper: str, lower: str, st: os.stat_result) -> bool:
+    # A copy-up (chmod, touch, a package reinstall) leaves identical files in the
+    # upper layer; shipping them would only pin the base's version over the host's.
     try:
         lst = os.lstat(lower)
     except FileNotFoundError:
@@ -108,6 +116,10 @@ def _same_as_base(upper: str, lower: str, st: os.stat_result) -> bool:
 
 
 def _strip_overlay_xattrs(path: str) -> None:
+    # os.rename keeps xattrs, and the build overlay's trusted.overlay.* (origin,
+    # impure, opaque, ...) would reach the image: the overlay systemd-sysext mounts
+    # reads them from its layers (a stale opaque flag hides the host's directory),
+    # and they differ from build to build.
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError as exc:
@@ -127,6 +139,9 @@ def _problems_in(top: str, lower_top: str) -> list[str]:
             full = os.path.join(dirpath, name)
             st = os.lstat(full)
             shown = os.path.normpath(os.path.join(os.path.basename(top), rel, name))
+            # An extension can only add: a deletion cannot be carried to the host,
+            # whose /usr may not even be this base.  An opaque directory with nothing
+            # below it in the base hides nothing and is only stripped.
             if _is_whiteout(st):
                 problems.append(f"/{shown} (deleted)")
             elif stat.S_ISDIR(st.st_mode) and _is_opaque(full) and \

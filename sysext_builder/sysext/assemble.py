@@ -3,6 +3,11 @@
 lower /etc and /var -> enable declared units -> validate the tree -> write
 extension-release (EXTENSION_RELOAD_MANAGER=1 when units ship) -> clamp
 owners and times.
+
+The order matters: lowering and unit enabling write files under ``usr/`` that
+must pass the same tree rules; the release file comes after the unit scan
+because ``EXTENSION_RELOAD_MANAGER`` depends on what ships; normalising comes
+last so everything written before it gets the epoch (and 0:0 when run as root).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ def declarations(unit_files: Sequence[Path]) -> list[units.UnitDecl]:
 def assemble(root: Path, name: str, release_fields: Mapping[str, str],
              unit_files: Sequence[Path], *, strict: bool, epoch: int) -> dict[str, str]:
     """Rewrite and check ``root`` in place; returns the extension-release fields written."""
+    # systemd-sysext would silently ignore etc/ and var/: lower them into usr/ first
     tree.lower_etc_var(root, strict=strict, name=name)
     for rel in units.apply_units(root, declarations(unit_files), name):
         LOG.info("enabled unit: %s", rel)
@@ -37,6 +43,8 @@ def assemble(root: Path, name: str, release_fields: Mapping[str, str],
     fields = dict(release_fields)
     if units.ships_units(root):
         fields["EXTENSION_RELOAD_MANAGER"] = "1"
+    # usr/lib/extension-release.d/extension-release.NAME: the name must match the
+    # installed NAME.raw, else systemd skips the image (252 aborts the whole merge)
     path = root / release.release_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(osrelease.render(fields), encoding="utf-8")

@@ -15,12 +15,16 @@ The checks, in systemd's order:
    contain the host scope; a present but empty scope matches nothing;
 4. ``ARCHITECTURE`` must equal the host's unless absent or ``_any``;
 5. ``ID`` must be set; ``ID=_any`` accepts at once;
-6. ``ID`` must equal the host ``ID`` (systemd >= 258: or a word of the host's
-   ``ID_LIKE``);
+6. ``ID`` must equal the host ``ID`` (or a word of the host's ``ID_LIKE``:
+   upstream since v258, and in Debian's 257 build, which backports it);
 7. a host with neither ``VERSION_ID`` nor ``SYSEXT_LEVEL`` accepts;
 8. if host and extension both have ``SYSEXT_LEVEL`` they must be equal;
 9. otherwise, if the host has ``VERSION_ID``, the extension's must equal it;
    (a host with only ``SYSEXT_LEVEL`` accepts an extension without one).
+
+The host fields come from ``ROOT/etc/os-release``, else
+``ROOT/usr/lib/os-release`` (:func:`.osrelease.read_root`); the host
+architecture is not an os-release field: systemd takes it from ``uname()``.
 
 The ``user.extension-release.strict=false`` xattr, which lets systemd fall
 back to any extension-release file when the name does not match, is not
@@ -36,6 +40,7 @@ _IMAGE_SUFFIXES_256 = (".sysext.raw", ".confext.raw", ".raw")
 
 
 def _get(fields: Mapping[str, str], key: str) -> str:
+    # systemd tests fields with isempty(): KEY= and a missing KEY are the same
     return fields.get(key) or ""
 
 
@@ -67,11 +72,15 @@ def incompatibility(ext: Mapping[str, str], host: Mapping[str, str], *, host_arc
 
 
 def _scope_or_arch(ext: Mapping[str, str], *, host_arch: str, scope: str) -> str | None:
+    # Not _get(): here absent and empty differ.  An absent scope means the default;
+    # systemd splits an empty one into an empty list, which contains no scope.
     raw_scope = ext.get("SYSEXT_SCOPE")
     words = raw_scope.split() if raw_scope is not None else list(DEFAULT_SCOPE)
     if scope not in words:
         shown = f"'{raw_scope}'" if raw_scope is not None else f"'{' '.join(words)}' (default)"
         return f"extension scope {shown} does not include '{scope}'"
+    # Compared verbatim with systemd's name for the running kernel's machine, so a
+    # uname spelling such as x86_64 in the image never matches.
     arch = _get(ext, "ARCHITECTURE")
     if arch and arch not in ("_any", host_arch):
         return f"extension architecture '{arch}' does not match host '{host_arch}'"
@@ -82,6 +91,7 @@ def _id_mismatch(ext_id: str, host: Mapping[str, str], *, id_like: bool) -> str 
     host_id = _get(host, "ID")
     if ext_id == host_id:
         return None
+    # Only upstream >= 258 and Debian's 257 know ID_LIKE here; 252-256 compare ID alone.
     like = _get(host, "ID_LIKE")
     if id_like and ext_id in like.split():
         return None
@@ -97,6 +107,8 @@ def _version_mismatch(ext: Mapping[str, str], host: Mapping[str, str]) -> str | 
     if not host_version and not host_level:
         return None  # rolling release: the ID match is enough
     ext_level = _get(ext, "SYSEXT_LEVEL")
+    # SYSEXT_LEVEL decides only when both sides set it; otherwise VERSION_ID does,
+    # and a host with a level but no VERSION_ID accepts an extension without one.
     if host_level and ext_level:
         if ext_level != host_level:
             return (f"extension SYSEXT_LEVEL '{ext_level}' does not match "
@@ -118,6 +130,9 @@ def _version_mismatch(ext: Mapping[str, str], host: Mapping[str, str]) -> str | 
 def image_name(image_file_name: str, systemd_version: int) -> str:
     """The NAME systemd derives from an installed image file (or directory) name."""
     name = image_file_name.rstrip("/").rsplit("/", 1)[-1]
+    # 256 added versioned image names (path_extract_image_name()): NAME_1.2.raw and
+    # boot-counted NAME+3.raw both belong to NAME.  252 only drops ".raw", so there
+    # extension-release.NAME_1.2 would be the file to ship.
     if systemd_version >= 256:
         for suffix in _IMAGE_SUFFIXES_256:
             if name.endswith(suffix):

@@ -35,8 +35,11 @@ RELEASE_PREFIX = "extension-release."
 OS_RELEASE = "usr/lib/os-release"
 STRICT_XATTR = "user.extension-release.strict"
 #: systemd's parse_boolean() false spellings
+# (compared case-insensitively there too; a missing or unparsable value means strict)
 _FALSE = frozenset({"0", "no", "n", "false", "f", "off"})
 
+# Magic numbers: squashfs at offset 0, the erofs superblock at 1024, a GPT header in
+# LBA 1 (512), the ext2/3/4 magic 56 bytes into the superblock at 1024.
 _SQUASHFS_MAGIC = b"hsqs"
 _EROFS_MAGIC = struct.pack("<I", 0xE0F5E1E2)
 _EROFS_OFFSET = 1024
@@ -96,6 +99,8 @@ def _extract_squashfs(path: Path, view: Path) -> None:
     tool = runner.require_tool("unsquashfs")
     base = [tool, "-no-progress", "-quiet", "-d", str(view)]
     wanted = [str(path), RELEASE_DIR, OS_RELEASE]
+    # -user-xattrs: only user.* (where the strict flag lives), which non-root may set;
+    # restoring trusted.* or security.* would fail without root
     done = runner.run([*base, "-user-xattrs", *wanted], check=False)
     if done.returncode == 0:
         return
@@ -112,6 +117,7 @@ def _extract_erofs(path: Path, view: Path) -> None:
     tool = runner.require_tool("fsck.erofs")
     LOG.debug("fsck.erofs can only extract whole images; unpacking %s", path)
     try:
+        # --no-preserve: do not try to restore owners and modes (needs root)
         runner.run([tool, f"--extract={view}", "--no-preserve", str(path)])
     except runner.CommandFailed as exc:
         raise _tool_error(path, exc) from exc
@@ -143,6 +149,9 @@ def _inside(view: Path, rel: str) -> Path:
 
 def _choose(image: Path, view: Path, present: list[str],
             systemd_version: int) -> tuple[str, bool]:
+    # systemd's open_extension_release(): the exact name first; only when that file is
+    # missing, the one file whose strict xattr is false.  Two such files are an error
+    # there (ENOTUNIQ), not a choice.
     for entry in present:
         if release_name_ok(image.name, entry[len(RELEASE_PREFIX):], systemd_version):
             return entry, False

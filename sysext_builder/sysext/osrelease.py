@@ -3,6 +3,11 @@
 Format (os-release(5)): ``KEY=value`` lines, ``#`` comment lines, blank lines;
 values may be unquoted or quoted with ``"`` or ``'`` using shell escaping
 (``\\"``, ``\\\\``, ``\\$``, ``\\```).  Keys are ``[A-Z][A-Z0-9_]*``.
+
+Deliberately stricter than systemd's env-file parser, which also reads unquoted
+spaces, ``;`` comments, lower-case keys and backslash continuations: os-release(5)
+asks for files a shell can source, and what this module accepts reads the same
+in systemd, in a shell and in other os-release readers.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ def parse(text: str, source: str = "<string>") -> dict[str, str]:
         if not sep or not _KEY_RE.match(key):
             raise ReleaseError(f"{source}:{lineno}: not a KEY=value line: {raw!r}")
         try:
+            # a repeated key: the last assignment wins, as in systemd and a shell
             fields[key] = _unquote(value.lstrip())
         except _UnquotedSpace as exc:
             raise ReleaseError(f"{source}:{lineno}: {key} value has unquoted spaces",
@@ -83,7 +89,11 @@ def read_file(path: Path) -> dict[str, str]:
 
 
 def read_root(root: Path) -> dict[str, str] | None:
-    """os-release of a root tree: ``etc/os-release``, else ``usr/lib/os-release``."""
+    """os-release of a root tree: ``etc/os-release``, else ``usr/lib/os-release``.
+
+    systemd's order (open_os_release()): the ``etc`` file wins whenever it exists,
+    even if both are present and differ.
+    """
     for rel in ("etc/os-release", "usr/lib/os-release"):
         candidate = root / rel
         if candidate.is_file() or candidate.is_symlink():
@@ -91,7 +101,8 @@ def read_root(root: Path) -> dict[str, str] | None:
                 return read_file(candidate)
             except ReleaseError:
                 if candidate.is_symlink():
-                    # etc/os-release -> ../usr/lib/os-release is absolute-safe only inside ROOT
+                    # e.g. a dangling etc/os-release link: systemd's chase() gets ENOENT
+                    # there too and falls back to usr/lib/os-release
                     continue
                 raise
     return None
@@ -99,6 +110,8 @@ def read_root(root: Path) -> dict[str, str] | None:
 
 def quote(value: str) -> str:
     """Quote a value for os-release (double quotes only when needed)."""
+    # Double quotes escaping only " \\ $ ` are read alike by systemd and by a shell;
+    # single quotes would be too, but cannot hold a single quote.
     if _SAFE_RE.match(value):
         return value
     escaped = "".join("\\" + c if c in '"\\$`' else c for c in value)
@@ -109,6 +122,7 @@ def validate_value(key: str, value: str) -> None:
     if not _KEY_RE.match(key):
         raise ReleaseError(f"invalid os-release key {key!r}",
                            hint="keys are upper case letters, digits and '_'")
+    # No multi-line values: readers disagree on continuations (see the module doc).
     if "\n" in value or "\r" in value:
         raise ReleaseError(f"{key}: value must be a single line")
     if any(ord(c) < 0x20 for c in value):

@@ -32,6 +32,8 @@ RELEASE_DIR = "usr/lib/extension-release.d"
 RELEASE_PREFIX = "extension-release."
 
 #: Every architecture name systemd knows (architecture_table in architecture.c).
+# systemd compares ARCHITECTURE= verbatim with these names, so an image carrying
+# uname's x86_64 or Debian's amd64 is never merged anywhere.
 ARCHITECTURES: frozenset[str] = frozenset({
     "alpha", "arc", "arc-be", "arm", "arm-be", "arm64", "arm64-be", "cris", "ia64",
     "loongarch64", "m68k", "mips", "mips-le", "mips64", "mips64-le", "nios2", "parisc",
@@ -50,12 +52,16 @@ _MACHINE_TO_ARCH: dict[str, str] = {
 }
 _ARM_RE = re.compile(r"^armv[4-8][a-z]*$")
 
+# system: the booted host; initrd: systemd-sysext run in the initrd; portable:
+# extensions of portable services (portablectl attach --extension).
 SCOPES = ("system", "portable", "initrd")
 
 #: Fields the Identity owns; ``extra`` may not repeat them.
 CORE_KEYS = frozenset({"ID", "VERSION_ID", "SYSEXT_LEVEL", "ARCHITECTURE", "SYSEXT_SCOPE",
                        "EXTENSION_RELOAD_MANAGER"})
 
+# os-release(5) character sets.  systemd itself never validates these fields, it only
+# compares strings; VERSION_ID/SYSEXT_LEVEL also let upper case through for that reason.
 _ID_RE = re.compile(r"[a-z0-9._-]+")
 _VERSION_RE = re.compile(r"[a-zA-Z0-9._-]+")
 _MAX_NAME = 255 - len(RELEASE_PREFIX)  # NAME_MAX for "extension-release.NAME"
@@ -98,6 +104,7 @@ class Identity:
 
 def _pick(explicit: str | None, os_release: Mapping[str, str], key: str) -> str | None:
     value = explicit if explicit is not None else os_release.get(key)
+    # systemd treats KEY= like a missing KEY, so an empty field is never written
     return value or None  # "" means: not set
 
 
@@ -184,6 +191,8 @@ def _check_extra(extra: tuple[tuple[str, str], ...]) -> None:
 def release_fields(identity: Identity) -> dict[str, str]:
     """The fields of :func:`render_extension_release`, in file order."""
     validate_identity(identity)
+    # The order is fixed so the same identity always renders to the same bytes
+    # (reproducible images); systemd itself does not care about order.
     fields = {"ID": identity.id}
     if identity.version_id:
         fields["VERSION_ID"] = identity.version_id
@@ -194,6 +203,7 @@ def release_fields(identity: Identity) -> dict[str, str]:
     if identity.scope:
         fields["SYSEXT_SCOPE"] = identity.scope
     if identity.reload_manager:
+        # systemd >= 255 daemon-reloads after merging; 252 ignores the field
         fields["EXTENSION_RELOAD_MANAGER"] = "1"
     fields.update(identity.extra)
     return fields
@@ -233,6 +243,8 @@ def _name_problem(name: str) -> str | None:
         return "it is not valid UTF-8"
     if size > _MAX_NAME:
         return f"it is longer than {_MAX_NAME} bytes"
+    # NAME.sysext would be installed as NAME.sysext.raw: 256 strips the whole
+    # suffix and looks for extension-release.NAME, 252 for extension-release.NAME.sysext.
     for suffix in (".raw", ".sysext", ".confext"):
         if name.endswith(suffix):
             return f"it ends in {suffix!r} (give the name without suffix)"

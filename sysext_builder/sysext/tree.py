@@ -21,7 +21,9 @@ image is packed:
     the image, but does not chown a directory the host already has (``root
     root`` would take ``/var/lib/foo`` away from the ``foo`` user at every
     boot).  Files or symlinks under ``var/`` are an error: state cannot be
-    lowered safely.  Paths are escaped for tmpfiles.d as systemd 252 reads them:
+    lowered safely.  ``systemd-sysext.service`` runs before
+    ``systemd-tmpfiles-setup.service``, so the lines apply in the boot that
+    merges the image.  Paths are escaped for tmpfiles.d as systemd 252 reads them:
     ``%%`` for ``%``; path fields double-quoted (with ``\\"``, ``\\\\``) when
     they hold blanks or quotes; arguments C-escaped (``\\x20``, ``\\\\``).
 
@@ -52,7 +54,9 @@ from sysext_builder.errors import ConfigError, TreeRuleError
 
 LOG = logging.getLogger(__name__)
 
+# SYSTEMD_SYSEXT_HIERARCHIES defaults to /usr:/opt; nothing else of an image is mounted
 MERGED = ("usr", "opt")
+# tmpfiles.d(5)'s conventional source for C lines (C without argument copies from there)
 FACTORY_ETC = "usr/share/factory/etc"
 TMPFILES_DIR = "usr/lib/tmpfiles.d"
 _SHOWN = 10  # paths named per problem before "and N more"
@@ -183,6 +187,8 @@ def _plan_etc(root: Path) -> _Plan:
         if not _expressible(rel) or not _expressible(target):
             undecodable.append(_shown(source))
         elif stat.S_ISLNK(st.st_mode):
+            # L and C (without "+") act only when the path is missing on the host,
+            # so the admin's own /etc file always wins over the image's default
             line = f"L {_tmpfiles_path('/etc/' + rel)} - - - - {_tmpfiles_arg(target)}"
             plan.lowerings.append(Lowering(source, "symlink", line))
         elif stat.S_ISREG(st.st_mode):
@@ -216,6 +222,8 @@ def _plan_var(root: Path) -> _Plan:
     content: list[str] = []
     for rel, st in entries:
         source = f"var/{rel}"
+        # files under /var are state the build left (databases, caches, logs), not
+        # defaults to seed the host with; only directories are lowered
         if not stat.S_ISDIR(st.st_mode) or not _expressible(rel):
             content.append(_shown(source))
         elif rel not in parents or stat.S_IMODE(st.st_mode) != 0o755:
@@ -293,6 +301,8 @@ def lower_etc_var(root: Path, *, strict: bool, name: str) -> list[Lowering]:
 
 def _link_problem(rel: str, target: str) -> str | None:
     """Why the symlink at ``rel`` (relative to the root) pointing to ``target`` is refused."""
+    # After the merge an absolute target resolves against the host's root, where
+    # only usr/ and opt/ of the image exist.
     if target.startswith("/"):
         resolved = posixpath.normpath(target).lstrip("/")
     else:
@@ -320,6 +330,8 @@ def _check_top(root: Path, problems: list[str]) -> None:
     for top in MERGED:
         if os.path.lexists(root / top) and not _is_real_dir(root / top):
             problems.append(f"{top} is not a real directory (a symlink or file)")
+    # It would shadow the host's os-release, i.e. change what OS the host claims
+    # to be; extension_has_forbidden_content() refuses such images.
     if os.path.lexists(root / "usr/lib/os-release"):
         problems.append("usr/lib/os-release is present (systemd refuses such extensions)")
 
@@ -343,6 +355,8 @@ def validate(root: Path) -> None:
                 problem = _link_problem(path, os.readlink(root / path))
                 if problem:
                     links.append(problem)
+            # a 0/0 character device is an overlayfs whiteout: in the merged
+            # overlay it would hide the host's file of that name
             elif _is_special(st.st_mode):
                 special.append(f"{_shown(path)} ({_kind(st.st_mode)})")
     if special:
@@ -360,6 +374,8 @@ def normalise(root: Path, epoch: int) -> None:
     """Set every timestamp to ``epoch``; owner 0:0 when root; modes kept."""
     if epoch < 0:
         raise ConfigError(f"SOURCE_DATE_EPOCH must not be negative, got {epoch}")
+    # mksquashfs clamps only times newer than SOURCE_DATE_EPOCH, so older ones are
+    # set here; as non-root the owners stay (both packers record 0:0 anyway).
     as_root = os.geteuid() == 0
     entries = [(root / rel, st) for rel, st in _walk(root)]
     entries.reverse()  # children before their directory

@@ -17,7 +17,10 @@ declaration a line::
     ``usr/lib/systemd/system/TARGET.d/10-NAME-STEM.conf`` holding
     ``[Unit]`` / ``Upholds=UNIT``: a sysext is merged after the boot
     transaction was computed, and ``Upholds=`` makes the manager start the unit
-    (and restart it) once it re-evaluates after the reload.
+    (and restart it) once it re-evaluates after the reload.  The ``.wants`` link
+    alone counts only when something restarts TARGET (Flatcar's
+    ``ensure-sysext.service`` does).  systemd 252 does not reload after a merge,
+    so there both need such a unit in the base.
 
 UNIT is a unit name (``waagent.service``); an instance ``glean@eth0.service``
 uses the template file ``glean@.service`` when there is no file of its own; a
@@ -27,7 +30,9 @@ in the file name ``FILE:LINE``; errors when applying name the declaration's
 source the same way.
 
 Shipping any unit means the manager must reload after the merge:
-:func:`ships_units` tells the builder to set ``EXTENSION_RELOAD_MANAGER=1``.
+:func:`ships_units` tells the builder to set ``EXTENSION_RELOAD_MANAGER=1``
+(honoured by systemd >= 255; without a reload the manager does not see the
+image's ``.wants`` links and drop-ins).
 """
 
 from __future__ import annotations
@@ -97,6 +102,8 @@ def _install_section(text: str) -> dict[str, list[str]]:
     values: dict[str, list[str]] = {}
     section = ""
     pending = ""
+    # systemd.syntax(7): "#"/";" comment lines, a trailing backslash continues the
+    # line, and an empty assignment (WantedBy=) resets a list-valued setting.
     for raw in text.splitlines():
         line = pending + raw.strip()
         pending = ""
@@ -119,7 +126,11 @@ def _within(root: Path, path: Path) -> bool:
 
 
 def _read_in_root(root: Path, path: Path, source: str) -> str:
-    """Read ``path`` resolving symlinks against ``root``, not the build host."""
+    """Read ``path`` resolving symlinks against ``root``, not the build host.
+
+    A unit file may be a link with an absolute target (``/usr/lib/...``), which
+    means the image's file, never the one of the machine running the build.
+    """
     for _ in range(_MAX_LINKS):
         if not path.is_symlink():
             break
@@ -144,6 +155,8 @@ def _resolve(root: Path, decl: UnitDecl) -> _Resolved:
         raise TreeRuleError(f"{decl.source}: {decl.unit!r} is not a unit name")
     instance = match.group("instance")
     template = f"{match.group('prefix')}@.{match.group('type')}" if instance is not None else None
+    # As systemctl enable does: an instance without a file of its own is served by
+    # the template, and its .wants link points at the template file.
     candidates = [decl.unit] + ([template] if template and instance else [])
     found = next((c for c in candidates if os.path.lexists(unit_dir / c)), None)
     if found is None:
@@ -203,11 +216,14 @@ def apply_units(root: Path, decls: Sequence[UnitDecl], name: str) -> list[str]:
             raise TreeRuleError(f"{decl.source}: unknown verb {decl.verb!r}")
         resolved = _resolve(root, decl)
         for target in resolved.targets:
+            # a relative link, like systemctl's, stays valid wherever the image is mounted
             rel = f"{SYSTEM_UNIT_DIR}/{target}.wants/{resolved.name}"
             if _place(root, rel, link=f"../{resolved.file}", source=decl.source):
                 created.append(rel)
             if decl.verb == "upholds":
                 stem = resolved.name.rsplit(".", 1)[0]
+                # NAME in the file name keeps two extensions' drop-ins for one target
+                # apart (a drop-in replaces any other of the same name)
                 rel = f"{SYSTEM_UNIT_DIR}/{target}.d/10-{name}-{stem}.conf"
                 text = f"[Unit]\nUpholds={resolved.name}\n"
                 if _place(root, rel, text=text, source=decl.source):

@@ -49,6 +49,8 @@ LOG = logging.getLogger(__name__)
 HIERARCHIES = ("usr", "opt")
 _META_DIR = ".systemd-sysext"
 
+# The tmpfs on /run matters: systemd-sysext builds its overlays in a workspace under
+# /run/systemd/sysext (not below --root), which must not be the host's.
 _SCRIPT = r"""
 set -u
 root=$1 out=$2 sysext=$3
@@ -136,12 +138,14 @@ def _check_environment() -> dict[str, str]:
 def _prepare_root(root: Path, image: Path, os_release: Mapping[str, str] | Path) -> Path:
     for rel in ("etc", *HIERARCHIES, "var/lib/extensions"):
         (root / rel).mkdir(parents=True, exist_ok=True)
+    # etc/ is where systemd looks first for the host's os-release
     target = root / "etc" / "os-release"
     if isinstance(os_release, Path):
         shutil.copyfile(os_release, target)
     else:
         target.write_text(osrelease.render(os_release), encoding="utf-8")
     installed = root / "var/lib/extensions" / image.name
+    # a copy, never a symlink: systemd 252 ignores symlinks under --root
     if image.is_dir():
         shutil.copytree(image, installed, symlinks=True)
     else:
@@ -247,10 +251,12 @@ def merge(image: Path, os_release: Mapping[str, str] | Path, *,
     image = Path(os.path.abspath(image))
     if not os.path.lexists(image):
         raise ImageError(f"{image}: no such file or directory")
+    # image discovery in /var/lib/extensions considers only directories and *.raw
     if not image.is_dir() and not image.name.endswith(".raw"):
         raise ImageError(f"{image.name}: systemd-sysext only picks up NAME.raw files and "
                          "directories", hint=f"rename it to {image.name}.raw or NAME.raw")
     tools = _check_environment()
+    # the name rule depends on the version; unknown: assume 252, the oldest supported
     version = systemd_version() or 252
     name = image_name(image.name, version)
     scratch = Path(tempfile.mkdtemp(prefix="sysext-merge-", dir=workdir))
