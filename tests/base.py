@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import unittest
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,60 @@ def fixture_dir(scenario: str) -> Path:
         raise AssertionError(f"fixture scenario {scenario!r} is missing: {path}")
     return path
 
+
+#: Environment variable naming the kinds of :func:`require` that must hold: a
+#: comma-separated subset of :data:`REQUIRE_KINDS` (CI sets all of them).
+REQUIRE_ENV = "SYSEXT_TESTS_REQUIRE"
+#: What a test may depend on: root, the network (PyPI and the Debian mirror
+#: only), and host tools or Python packages.
+REQUIRE_KINDS = ("root", "network", "tools")
+
+
+def required_kinds() -> frozenset[str]:
+    """The kinds listed in ``$SYSEXT_TESTS_REQUIRE``; an unknown kind is an error."""
+    kinds = frozenset(k.strip() for k in os.environ.get(REQUIRE_ENV, "").split(",")
+                      if k.strip())
+    unknown = sorted(kinds - set(REQUIRE_KINDS))
+    if unknown:
+        raise AssertionError(f"{REQUIRE_ENV}={os.environ[REQUIRE_ENV]}: unknown kind(s) "
+                             f"{', '.join(unknown)} (known: {', '.join(REQUIRE_KINDS)})")
+    return kinds
+
+
+def require(kind: str, ok: bool, reason: str) -> None:
+    """The one way a test skips: skip with ``reason`` unless ``ok``.
+
+    When ``kind`` is listed in ``$SYSEXT_TESTS_REQUIRE`` the missing requirement
+    is a failure (AssertionError) with the same reason instead.  Usable in
+    ``setUp``, ``setUpClass`` and test methods alike.
+    """
+    if kind not in REQUIRE_KINDS:
+        raise ValueError(f"require: unknown kind {kind!r} (known: {', '.join(REQUIRE_KINDS)})")
+    required = required_kinds()  # a misspelt kind fails every test that asks
+    if ok:
+        return
+    if kind in required:
+        raise AssertionError(f"{reason} [{REQUIRE_ENV} lists {kind!r}: not skipping]")
+    raise unittest.SkipTest(reason)
+
+
+#: pip run by a test reads no configuration file of this host (/etc/pip.conf,
+#: /etc/xdg/pip, ~/.config/pip: os.devnull makes pip skip them all) and never prompts.
+PIP_ISOLATION = {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INPUT": "1"}
+
+
+def pip_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: os.environ) with :data:`PIP_ISOLATION` applied."""
+    return {**(os.environ if environ is None else environ), **PIP_ISOLATION}
+
+
+class PipIsolated(fixtures.Fixture):
+    """Set :data:`PIP_ISOLATION` in os.environ for the test (pip run in-process or
+    by children that inherit the environment)."""
+
+    def _setUp(self) -> None:
+        for name, value in PIP_ISOLATION.items():
+            self.useFixture(fixtures.EnvironmentVariable(name, value))
 
 
 class RootLoggerRestored(fixtures.Fixture):
@@ -162,6 +217,7 @@ def run_module(args: Sequence[str], env: Mapping[str, str] | None = None,
     """Run ``python [python_args] -m sysext_builder ARGS`` from this source tree."""
     full_env = dict(os.environ)
     full_env.pop("ELEMENTS_PATH", None)
+    full_env.update(PIP_ISOLATION)
     full_env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     if env:

@@ -6,8 +6,9 @@ import os
 import shutil
 import subprocess
 import sys
-import unittest
 from pathlib import Path
+
+from tests.base import PIP_ISOLATION, require
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -23,20 +24,21 @@ def run(name: str, *args: str, env: dict[str, str] | None = None,
         timeout: float = 600) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
     full_env.pop("ELEMENTS_PATH", None)
+    full_env.update(PIP_ISOLATION)  # builds that pip-install ignore the host's pip.conf
     full_env.update(env or {})
     return subprocess.run(command(name, *args), capture_output=True, text=True,
                           env=full_env, timeout=timeout, check=False)
 
 
 def require_root(what: str) -> None:
-    if os.geteuid() != 0:
-        raise unittest.SkipTest(f"{what} needs root (CI runs the functional tests as root)")
+    """Skip (fail when $SYSEXT_TESTS_REQUIRE lists root) unless running as root."""
+    require("root", os.geteuid() == 0,
+            f"{what} needs root (CI runs the functional tests as root)")
 
 
 def require_tool(tool: str, package: str) -> None:
-    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    if shutil.which(tool, path=path) is None:
-        raise unittest.SkipTest(f"{tool} not installed (apt-get install {package})")
+    """Skip (fail when $SYSEXT_TESTS_REQUIRE lists tools) unless ``tool`` is on PATH."""
+    require("tools", have_tool(tool), f"{tool} not installed (apt-get install {package})")
 
 
 def have_tool(tool: str) -> bool:

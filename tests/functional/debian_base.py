@@ -27,11 +27,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import unittest
 from collections.abc import Callable
 from pathlib import Path
 
 import fixtures
+
+from tests.base import require
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAKE_DEBIAN_BASE = REPO_ROOT / "tools" / "make-debian-base"
@@ -40,11 +41,12 @@ CACHE_DIR = os.environ.get("SYSEXT_BUILDER_TEST_CACHE_DIR")
 #: A first bootstrap takes about a minute; allow for a slow mirror.
 BUILD_TIMEOUT = 1800
 
-# tools/make-debian-base exit statuses that mean "this machine cannot", not "broken".
+# tools/make-debian-base exit statuses that mean "this machine cannot", not "broken":
+# the require() kind and what is missing.
 _SKIP_STATUSES = {
-    3: "neither mmdebstrap nor debootstrap is installed or installable",
-    4: "no reachable Debian mirror",
-    5: "not running as root",
+    3: ("tools", "neither mmdebstrap nor debootstrap is installed or installable"),
+    4: ("network", "no reachable Debian mirror"),
+    5: ("root", "not running as root"),
 }
 
 _lock = threading.Lock()
@@ -52,7 +54,8 @@ _result: Path | BaseException | None = None
 
 
 def base_tarball() -> Path:
-    """The cached base tarball, built on first use; raises SkipTest where it cannot be."""
+    """The cached base tarball, built on first use; skips (see tests.base.require) where
+    it cannot be."""
     global _result
     with _lock:
         if _result is None:
@@ -66,8 +69,7 @@ def base_tarball() -> Path:
 
 
 def _make_tarball() -> Path:
-    if os.geteuid() != 0:
-        raise unittest.SkipTest("the Debian base tree needs root (device nodes, chroot)")
+    require("root", os.geteuid() == 0, "the Debian base tree needs root (device nodes, chroot)")
     cmd = [sys.executable, str(MAKE_DEBIAN_BASE), "--release", RELEASE]
     if CACHE_DIR:
         cmd += ["--cache-dir", CACHE_DIR]
@@ -79,8 +81,8 @@ def _make_tarball() -> Path:
     errors = [line for line in proc.stderr.splitlines() if "make-debian-base:" in line]
     why = errors[-1] if errors else proc.stderr.strip()[-2000:]
     if proc.returncode in _SKIP_STATUSES:
-        raise unittest.SkipTest(
-            f"no Debian base tree ({_SKIP_STATUSES[proc.returncode]}): {why}")
+        kind, missing = _SKIP_STATUSES[proc.returncode]
+        require(kind, False, f"no Debian base tree ({missing}): {why}")
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{' '.join(cmd)} failed with status {proc.returncode}:\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import fixtures
@@ -115,25 +116,28 @@ class TestBaseBuild(testtools.TestCase):
 
 
 class TestBaseKinds(testtools.TestCase):
-    """--base as squashfs, erofs and .tar.zst: unpacked once, identity from its os-release."""
+    """--base as a directory, .tar.zst, squashfs and erofs: images and archives are
+    unpacked once into the cache, a directory is used in place; the identity comes
+    from the base's os-release.  One test per kind, each requiring its tools."""
 
     def setUp(self) -> None:
         super().setUp()
         base.require_root("building against --base")
         top = Path(self.useFixture(fixtures.TempDir()).path)
         self.top = top
-        tree = top / "tree"
-        (tree / "etc").mkdir(parents=True)
-        (tree / "usr/lib").mkdir(parents=True)
-        (tree / "etc/os-release").write_text('ID=tinyos\nVERSION_ID="4.2"\n')
+        self.tree = top / "tree"
+        (self.tree / "etc").mkdir(parents=True)
+        (self.tree / "usr/lib").mkdir(parents=True)
+        (self.tree / "etc/os-release").write_text('ID=tinyos\nVERSION_ID="4.2"\n')
 
-    def build_on(self, image: Path) -> Path:
-        out = self.top / f"out-{image.name}"
+    def build_on(self, image: Path, name: str = "first") -> subprocess.CompletedProcess[str]:
+        out = self.top / f"out-{image.name}-{name}"
         proc = base.run("sysext-create", "--element-path", str(BASE_ELEMENTS), "static-only",
                         "--base", str(image), "--cache-dir", str(self.top / "cache"),
                         "-t", "directory", "-o", f"{out}/static-only")
         self.assertEqual(0, proc.returncode, proc.stderr[-2000:])
-        return out / "static-only"
+        self.check(out / "static-only")
+        return proc
 
     def check(self, result: Path) -> None:
         from sysext_builder.sysext import osrelease
@@ -144,25 +148,45 @@ class TestBaseKinds(testtools.TestCase):
             result / "usr/lib/extension-release.d/extension-release.static-only")
         self.assertEqual(("tinyos", "4.2"), (fields["ID"], fields["VERSION_ID"]))
 
-    def test_squashfs_erofs_and_tar_zst_bases(self) -> None:
-        import subprocess
+    def unpacked(self) -> list[str]:
+        bases = self.top / "cache/bases"
+        return sorted(p.name for p in bases.iterdir()) if bases.is_dir() else []
 
-        tree = self.top / "tree"
-        kinds = []
-        if base.have_tool("mksquashfs"):
-            subprocess.run(["mksquashfs", str(tree), str(self.top / "base.sqfs"),
-                            "-noappend", "-quiet"], check=True, capture_output=True)
-            kinds.append(self.top / "base.sqfs")
-        if base.have_tool("mkfs.erofs"):
-            subprocess.run(["mkfs.erofs", "--quiet", str(self.top / "base.erofs"), str(tree)],
-                           check=True, capture_output=True)
-            kinds.append(self.top / "base.erofs")
-        if base.have_tool("zstd"):
-            subprocess.run(["tar", "--zstd", "-cf", str(self.top / "base.tar.zst"), "-C",
-                            str(tree), "."], check=True, capture_output=True)
-            kinds.append(self.top / "base.tar.zst")
-        self.assertTrue(kinds, "no tool to make any base image")
-        for image in kinds:
-            self.check(self.build_on(image))
-        unpacked = sorted(p.name for p in (self.top / "cache/bases").iterdir())
-        self.assertEqual(len(kinds), len(unpacked), unpacked)
+    def check_unpacked_once(self, image: Path, kind: str) -> None:
+        """Built twice on ``image``: unpacked into the cache by the first build only."""
+        self.build_on(image)
+        unpacked = self.unpacked()
+        self.assertEqual(1, len(unpacked), unpacked)
+        self.assertTrue(unpacked[0].endswith(f"-{kind}"), unpacked)
+        again = self.build_on(image, "again")
+        self.assertIn("using the unpacked copy", again.stderr)
+        self.assertEqual(unpacked, self.unpacked())
+
+    def make(self, argv: list[str]) -> None:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        self.assertEqual(0, done.returncode, f"{argv}: {done.stdout}{done.stderr}")
+
+    def test_directory_base_is_used_in_place(self) -> None:
+        self.build_on(self.tree)
+        self.assertEqual([], self.unpacked())
+
+    def test_tar_zst_base(self) -> None:
+        base.require_tool("tar", "tar")
+        base.require_tool("zstd", "zstd")
+        image = self.top / "base.tar.zst"
+        self.make(["tar", "--zstd", "-cf", str(image), "-C", str(self.tree), "."])
+        self.check_unpacked_once(image, "tar")
+
+    def test_squashfs_base(self) -> None:
+        base.require_tool("mksquashfs", "squashfs-tools")
+        base.require_tool("unsquashfs", "squashfs-tools")
+        image = self.top / "base.sqfs"
+        self.make(["mksquashfs", str(self.tree), str(image), "-noappend", "-quiet"])
+        self.check_unpacked_once(image, "squashfs")
+
+    def test_erofs_base(self) -> None:
+        base.require_tool("mkfs.erofs", "erofs-utils")
+        base.require_tool("fsck.erofs", "erofs-utils")
+        image = self.top / "base.erofs"
+        self.make(["mkfs.erofs", "--quiet", str(image), str(self.tree)])
+        self.check_unpacked_once(image, "erofs")

@@ -155,35 +155,83 @@ class TestBuildImages(testtools.TestCase):
         self.assertEqual(["hello-ext.manifest.json", "hello-ext.raw", "hello-release"],
                          sorted(os.listdir(self.out)))
 
-    def _interrupt(self, signum: int) -> tuple[int, str, list[str], list[str]]:
+    def _pid_sleeper(self) -> Path:
+        """An element path with ``pid-sleeper``: its hook runs ``sleep 60`` in the
+        foreground, as the fixture ``sleeper`` does, and that process first writes
+        its own PID (bash's $$ before exec) to state/sleep.pid."""
+        elements = Path(self.useFixture(fixtures.TempDir()).path)
+        hooks = elements / "pid-sleeper" / "install.d"
+        hooks.mkdir(parents=True)
+        (elements / "pid-sleeper" / "README.rst").write_text(
+            "pid-sleeper\n===========\n\nAn install hook that waits to be interrupted.\n")
+        (elements / "pid-sleeper" / "element-deps").write_text("hello\n")
+        hook = hooks / "50-sleep"
+        hook.write_text(
+            "#!/bin/bash\nset -eu\n"
+            'pidfile="$TMP_BUILD_DIR/../state/sleep.pid"\n'
+            "echo sleeping\n"
+            """bash -c 'echo $$ > "$1.tmp"; mv "$1.tmp" "$1"; exec sleep 60' _ "$pidfile"\n""")
+        hook.chmod(0o755)
+        return elements
+
+    def _interrupt(self, signum: int) -> tuple[int, str, list[str], int]:
+        """Interrupt a build while its hook sleeps: (status, stderr, outputs, sleep pid)."""
         work = Path(self.useFixture(fixtures.TempDir()).path)
         env = dict(os.environ)
         env.pop("ELEMENTS_PATH", None)
         proc = subprocess.Popen(
-            base.command("sysext-create", "--element-path", str(base.BUILD_ELEMENTS),
-                         "sleeper", "-o", f"{self.out}/sleepy", "--workdir", str(work)),
+            base.command("sysext-create", "--element-path", str(self._pid_sleeper()),
+                         "--element-path", str(base.BUILD_ELEMENTS),
+                         "pid-sleeper", "-o", f"{self.out}/sleepy", "--workdir", str(work)),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
         deadline = time.monotonic() + SLEEPER_TIMEOUT
-        while not list(work.glob("*/state/started")):
+        pidfiles: list[Path] = []
+        while not pidfiles:
             self.assertIsNone(proc.poll(), "build ended before the hook started")
             self.assertLess(time.monotonic(), deadline, "hook never started")
             time.sleep(0.05)
+            pidfiles = list(work.glob("*/state/sleep.pid"))
+        pid = int(pidfiles[0].read_text())
+        self.assertTrue(_alive(pid), f"the hook's sleep (pid {pid}) is not running")
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=SLEEPER_TIMEOUT)
-        sleepers = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True,
-                                  text=True, check=False).stdout.split()
-        return proc.returncode, err, sorted(os.listdir(self.out)), sleepers
+        return proc.returncode, err, sorted(os.listdir(self.out)), pid
+
+    def assertGone(self, pid: int) -> None:  # noqa: N802 (unittest's style)
+        """The process ``pid`` ends within a few seconds of the build's exit."""
+        deadline = time.monotonic() + 10
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                self.fail(f"the hook's sleep (pid {pid}) outlived the interrupted build")
+            time.sleep(0.05)
 
     def test_sigint_mid_hook_leaves_nothing(self) -> None:
-        code, err, left, _ = self._interrupt(signal.SIGINT)
+        code, err, left, sleeper = self._interrupt(signal.SIGINT)
         self.assertEqual(130, code, err)
         self.assertEqual([], left)
+        self.assertGone(sleeper)
 
     def test_sigterm_mid_hook_leaves_nothing(self) -> None:
-        code, err, left, _ = self._interrupt(signal.SIGTERM)
+        code, err, left, sleeper = self._interrupt(signal.SIGTERM)
         self.assertEqual(143, code, err)
         self.assertEqual([], left)
         self.assertIn("interrupted by SIGTERM", err)
+        self.assertGone(sleeper)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs: a zombie (not reaped where PID 1 does not reap) is gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 class TestBuildThenMerge(testtools.TestCase):

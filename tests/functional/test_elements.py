@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import unittest
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -34,6 +33,7 @@ import fixtures
 import testtools
 
 from sysext_builder.sysext import osrelease, verify
+from tests.base import pip_env
 from tests.functional import base
 from tests.functional.debian_base import DebianBaseTree, base_tarball, remove_tree
 
@@ -80,8 +80,7 @@ def require_network() -> None:
             if uris:
                 problem = _reachable(uris[0])
         _network = problem
-    if _network:
-        raise unittest.SkipTest(f"the element builds need the network: {_network}")
+    base.require("network", not _network, f"the element builds need the network: {_network}")
 
 
 def create(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -273,7 +272,7 @@ class TestVariants(testtools.TestCase):
         sdist = self.out / "sdist"
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
                         "--no-binary", ":all:", "glean==1.25.1", "-d", str(sdist)],
-                       check=True, capture_output=True, timeout=300)
+                       check=True, capture_output=True, timeout=300, env=pip_env())
         repo = self.out / "glean-repo"
         repo.mkdir()
         archive = next(sdist.glob("glean-*.tar.gz"))

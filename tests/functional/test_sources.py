@@ -23,6 +23,7 @@ from sysext_builder.errors import InstallError
 from sysext_builder.install import pip, sources
 from sysext_builder.install.cache import Cache
 from sysext_builder.install.sources import SourceRepo
+from tests.base import PipIsolated, require
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
@@ -244,8 +245,9 @@ def _pypi_reachable() -> bool:
 class TestPipFromPyPI(testtools.TestCase):
 
     def test_pinned_package_from_pypi_then_offline(self) -> None:
-        if not _pypi_reachable():
-            self.skipTest("PyPI (https://pypi.org) is unreachable: cannot install six==1.16.0")
+        require("network", _pypi_reachable(),
+                "PyPI (https://pypi.org) is unreachable: cannot install six==1.16.0")
+        self.useFixture(PipIsolated())  # pip.install runs pip with os.environ
         tmp = Path(self.useFixture(fixtures.TempDir()).path)
         cache = Cache(tmp / "cache")
         root = tmp / "root"

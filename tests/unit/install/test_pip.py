@@ -21,14 +21,16 @@ import testtools
 from sysext_builder.errors import InstallError
 from sysext_builder.install import pip
 from sysext_builder.install.cache import Cache
+from tests.base import PIP_ISOLATION, PipIsolated
 
 REPO = Path(__file__).resolve().parents[3]
 LIB = REPO / "sysext_builder" / "lib"
 PYDEMO = REPO / "tests" / "fixtures" / "packages" / "pydemo"
 HOST = f"{sys.version_info.major}.{sys.version_info.minor}"
-#: pip must never reach an index in these tests: make any attempt fail fast.
-NO_NET = {**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0",
-          "PIP_TIMEOUT": "1"}
+#: pip must never reach an index in these tests: make any attempt fail fast.  It reads
+#: no pip.conf of this host (/etc/pip.conf, /etc/xdg/pip: PIP_ISOLATION) either.
+NO_NET = {**os.environ, **PIP_ISOLATION, "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+          "PIP_RETRIES": "0", "PIP_TIMEOUT": "1"}
 
 
 def _hash(data: bytes) -> str:
@@ -183,6 +185,7 @@ class TestInstall(testtools.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
+        self.useFixture(PipIsolated())  # for installs that use os.environ
         self.tmp = Path(self.useFixture(fixtures.TempDir()).path)
         self.cache = Cache(self.tmp / "cache")
         self.wheels = self.cache.path / "pip" / "wheels"
