@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 from tests.base import REPO_ROOT, TestCase
@@ -28,8 +29,13 @@ PROBE_ELEMENT = "zz-packaging-probe"
 def _missing_tools() -> str | None:
     if importlib.util.find_spec("pbr") is None:
         return "pbr is not installed"
-    has_bdist_wheel = (importlib.util.find_spec("wheel") is not None
-                       or importlib.util.find_spec("setuptools.command.bdist_wheel") is not None)
+    # Read setuptools' version from its metadata: importing it here, after the
+    # stdlib distutils was imported, trips setuptools' distutils hack.
+    try:
+        setuptools = tuple(int(x) for x in metadata.version("setuptools").split(".")[:2])
+    except (metadata.PackageNotFoundError, ValueError):
+        setuptools = (0, 0)
+    has_bdist_wheel = importlib.util.find_spec("wheel") is not None or setuptools >= (70, 1)
     if not has_bdist_wheel:
         return "neither the 'wheel' package nor setuptools>=70.1 (bdist_wheel) is installed"
     if shutil.which("git") is None:
