@@ -19,7 +19,8 @@ PROG = "sysext-element-info"
 DESCRIPTION = """\
 Resolve ELEMENTs and everything they depend on, and print them in build order
 (each element after all it depends on, ties broken by name) with the path it
-was found at.
+was found at, then what the elements need on the target OS (their
+target-requires files).
 
 Elements are searched, first hit wins, in: --element-path DIRs, ELEMENTS_PATH
 (colon separated), element directories registered by installed Python packages
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
                      help="print JSON: every element with name, path, origin, deps, "
-                          "provides and why it was selected")
+                          "provides, target requirements and why it was selected")
     out.add_argument("--graph", action="store_true",
                      help="print the dependency graph in Graphviz DOT (edge a -> b: a needs b)")
     out.add_argument("--why", metavar="NAME",
@@ -56,6 +57,10 @@ def render_text(res: Resolution) -> str:
     lines = [f"{e.name.ljust(width)}  {e.path}  [{e.origin}]" for e in res.order]
     for name in sorted(res.virtual):
         lines.append(f"# {name} is provided by {res.virtual[name]}")
+    # what a build without --base assumes of the target (element file target-requires)
+    for element in res.order:
+        for requirement in element.target_requires:
+            lines.append(f"# {element.name} needs on the target: {requirement}")
     return "\n".join(lines)
 
 
@@ -68,6 +73,7 @@ def render_json(res: Resolution) -> str:
             "origin": element.origin,
             "deps": list(element.deps),
             "provides": list(element.provides),
+            "target_requires": list(element.target_requires),
             "why_selected": res.why_selected(element.name),
             "chain": res.chain(element.name),
         })

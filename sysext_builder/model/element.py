@@ -56,6 +56,8 @@ class Element:
     deps: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
     entries: frozenset[str] = field(default_factory=frozenset)
+    #: what the target OS must provide for the element's files to work (``target-requires``)
+    target_requires: tuple[str, ...] = ()
 
     def file(self, name: str) -> Path | None:
         """Path of a top-level entry, or None when the element lacks it."""
@@ -83,6 +85,16 @@ class Element:
         return self.file("environment.d")
 
 
+def _read_text(path: Path | str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as exc:
+        raise ElementFormatError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except OSError as exc:
+        raise ElementFormatError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
 def read_name_list(path: Path | str) -> tuple[str, ...]:
     """Read an ``element-deps``/``element-provides`` style file.
 
@@ -90,13 +102,7 @@ def read_name_list(path: Path | str) -> tuple[str, ...]:
     are ignored; duplicates are dropped keeping the first.  Raises
     :class:`ElementFormatError` naming the file and line of a bad name.
     """
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError as exc:
-        raise ElementFormatError(f"{path}: not UTF-8 text ({exc.reason})") from exc
-    except OSError as exc:
-        raise ElementFormatError(f"{path}: cannot read: {exc.strerror}") from exc
+    text = _read_text(path)
     names: dict[str, None] = {}
     fullmatch = _NAME_RE.fullmatch
     for lineno, raw in enumerate(text.splitlines(), start=1):
@@ -114,6 +120,23 @@ def read_name_list(path: Path | str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def read_requirements(path: Path | str) -> tuple[str, ...]:
+    """Read a ``target-requires`` file: one requirement a line, free text.
+
+    ``#`` starts a comment (whole-line or trailing); blanks are collapsed;
+    duplicates are dropped keeping the first.  Raises
+    :class:`ElementFormatError` when the file cannot be read as UTF-8 text.
+    """
+    text = _read_text(path)
+    lines = (" ".join(raw.split("#", 1)[0].split()) for raw in text.splitlines())
+    return tuple(dict.fromkeys(line for line in lines if line))
+
+
+def target_requirements(elements: Iterable[Element]) -> list[tuple[str, str]]:
+    """(element name, requirement) of every ``target-requires`` line, in element order."""
+    return [(e.name, req) for e in elements for req in e.target_requires]
+
+
 def load_element(path: Path, origin: str = "") -> Element:
     """Parse the element directory ``path``."""
     spath = os.fspath(path)
@@ -126,13 +149,15 @@ def load_element(path: Path, origin: str = "") -> Element:
             if "element-deps" in entries else ())
     provides = (read_name_list(os.path.join(spath, "element-provides"))
                 if "element-provides" in entries else ())
+    requires = (read_requirements(os.path.join(spath, "target-requires"))
+                if "target-requires" in entries else ())
     if name in deps:
         raise ElementFormatError(f"{path / 'element-deps'}: element {name!r} depends on itself")
     if name in provides:
         raise ElementFormatError(
             f"{path / 'element-provides'}: element {name!r} provides its own name")
     return Element(name=name, path=path, origin=origin, deps=deps,
-                   provides=provides, entries=entries)
+                   provides=provides, entries=entries, target_requires=requires)
 
 
 class ElementIndex:

@@ -64,7 +64,7 @@ from sysext_builder.model.phases import UNSUPPORTED_PHASES
 KNOWN_ENTRIES: tuple[str, ...] = (*PHASES, "environment.d", "static", "element-deps",
                                   "element-provides", "package-installs.yaml",
                                   "package-installs.json", "pkg-map", "units", "README.rst",
-                                  "test-elements")
+                                  "target-requires", "test-elements")
 
 
 # -- the element --------------------------------------------------------------------------

@@ -56,6 +56,18 @@ class TestOutput(CLITestCase):
                          [line.split()[0] for line in lines[:-1]])
         self.assertEqual("# network-config is provided by glean", lines[-1])
 
+    def test_text_lists_target_requirements(self) -> None:
+        tree = Path(self.useFixture(fixtures.TempDir()).path)
+        write_tree(tree, {"needy": {"deps": ["plain"], "target-requires": "python3\n"},
+                          "plain": {}})
+        result = self.run_cli(["--element-path", str(tree), "needy"])
+        self.assertEqual((0, ""), (result.code, result.stderr))
+        self.assertEqual("# needy needs on the target: python3", result.stdout.splitlines()[-1])
+        result = self.run_cli(["--element-path", str(tree), "--json", "needy"])
+        by_name = {e["name"]: e for e in json.loads(result.stdout)["elements"]}
+        self.assertEqual((["python3"], []), (by_name["needy"]["target_requires"],
+                                             by_name["plain"]["target_requires"]))
+
     def test_json(self) -> None:
         root = fixture_dir("provides")
         result = self.run_on("provides", "--json", "image-glean")
@@ -68,13 +80,13 @@ class TestOutput(CLITestCase):
         self.assertEqual(["base-lib", "glean", "util", "tools", "image", "image-glean"],
                          [e["name"] for e in doc["elements"]])
         for element in doc["elements"]:
-            self.assertEqual({"name", "path", "origin", "deps", "provides", "why_selected",
-                              "chain"}, set(element))
+            self.assertEqual({"name", "path", "origin", "deps", "provides",
+                              "target_requires", "why_selected", "chain"}, set(element))
             self.assertEqual(str(root / element["name"]), element["path"])
             self.assertEqual("--element-path", element["origin"])
         self.assertEqual({"name": "glean", "path": str(root / "glean"),
                           "origin": "--element-path", "deps": ["base-lib"],
-                          "provides": ["network-config"],
+                          "provides": ["network-config"], "target_requires": [],
                           "why_selected": "required by image-glean -> glean",
                           "chain": ["image-glean", "glean"]}, by_name["glean"])
         self.assertEqual("requested", by_name["image-glean"]["why_selected"])

@@ -9,7 +9,8 @@ import fixtures
 from testtools.matchers import MatchesRegex
 
 from sysext_builder.errors import ElementFormatError
-from sysext_builder.model.element import Element, load_element, read_name_list, valid_name
+from sysext_builder.model.element import (Element, load_element, read_name_list,
+                                          target_requirements, valid_name)
 from tests.base import TestCase, fixture_dir, write_tree
 
 
@@ -136,6 +137,22 @@ class TestLoadElement(TestCase):
         exc = self.assertRaises(ElementFormatError, load_element, self.dir / "p")
         self.assertEqual(f"{self.dir / 'p' / 'element-provides'}:4: invalid element name '.dot'",
                          exc.message)
+
+    def test_target_requires_lines(self) -> None:
+        write_tree(self.dir, {"t": {"target-requires":
+                                    "# what the target must have\npython3 >= 3.6  # glean\n\n"
+                                    "  python3   >= 3.6\nsystemd-networkd\n"}})
+        element = load_element(self.dir / "t")
+        self.assertEqual(("python3 >= 3.6", "systemd-networkd"), element.target_requires)
+        self.assertEqual([("t", "python3 >= 3.6"), ("t", "systemd-networkd")],
+                         target_requirements([element, load_element(fixture_dir("basic") /
+                                                                     "app")]))
+
+    def test_target_requires_not_text(self) -> None:
+        (self.dir / "b").mkdir()
+        (self.dir / "b" / "target-requires").write_bytes(b"\xff\xfe\n")
+        exc = self.assertRaises(ElementFormatError, load_element, self.dir / "b")
+        self.assertIn(f"{self.dir / 'b' / 'target-requires'}: not UTF-8 text", exc.message)
 
     def test_missing_directory(self) -> None:
         exc = self.assertRaises(ElementFormatError, load_element, self.dir / "gone")
