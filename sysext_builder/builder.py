@@ -35,14 +35,14 @@ from sysext_builder.install.cache import Cache
 from sysext_builder.install.installer import Installer, chroot_binds
 from sysext_builder.log import Timings, step
 from sysext_builder.model import discovery, graph, phases
-from sysext_builder.model.element import Element
+from sysext_builder.model.element import Element, target_requirements
 from sysext_builder.model.graph import Catalog, Resolution
 from sysext_builder.output import manifest, place
 from sysext_builder.staging import buildenv, environment, executor
 from sysext_builder.staging.base import BaseTree, open_base
 from sysext_builder.staging.overlay import INSIDE, Overlay, extract
 from sysext_builder.staging.workspace import Workspace
-from sysext_builder.sysext import release
+from sysext_builder.sysext import release, users
 from sysext_builder.sysext.assemble import assemble as assemble_tree
 
 LOG = logging.getLogger(__name__)
@@ -204,6 +204,21 @@ def run_phases(b: _Build) -> None:
             run_phase(b, phase)
 
 
+def target_needs(b: _Build) -> None:
+    """What the target needs besides the image's files: the accounts the build
+    created become sysusers.d lines and a unit creating them before the image's
+    services; without a base, the elements' target-requires are logged."""
+    base = b.stage.overlay.lower if b.stage.overlay is not None else None
+    needs = target_requirements(b.elements)
+    if base is None and needs:
+        LOG.info("the target must provide: %s", "; ".join(f"{r} ({e})" for e, r in needs))
+    unit_files = [p for p in (e.file("units") for e in b.elements) if p is not None]
+    with step("accounts to sysusers.d", b.result.timings):
+        users.carry_accounts(b.stage.root, b.target.name, base=base,
+                             unit_files=[*unit_files, b.ws.state / "units"],
+                             strict=b.config.strict)
+
+
 def extract_extension(b: _Build) -> None:
     """With a base: keep what the build added to usr/ and opt/ (the overlay's upper layer)."""
     if b.stage.overlay is None:
@@ -284,6 +299,7 @@ def build(config: BuildConfig, *, catalog: Catalog | None = None,
                    installer=installer, result=BuildResult(name=target.name, timings=timings),
                    launcher=launcher)
         run_phases(b)
+        target_needs(b)
         extract_extension(b)
         with step("assemble extension", timings):
             fields = assemble(b)
