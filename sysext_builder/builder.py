@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sysext_builder import paths
@@ -124,11 +124,15 @@ def collect(resolution: Resolution, environ: Mapping[str, str], with_base: bool,
     return _Plan(resolution, hooks, env_files)
 
 
-def _open_base(config: BuildConfig, cache: Cache, timings: Timings) -> BaseTree | None:
+def _open_base(config: BuildConfig, cache: Cache, timings: Timings
+               ) -> tuple[BuildConfig, BaseTree | None]:
+    """The base (if any), and ``config`` naming it as the manifest records it: a named
+    base (``debian:...``) by its normalised spec."""
     if config.base is None:
-        return None
+        return config, None
     with step("open base", timings), cache.lock():
-        return open_base(config.base, cache.subdir("bases"))
+        base = open_base(config.base, cache.subdir("bases"))
+    return replace(config, base=base.source), base
 
 
 def _stage(ws: Workspace, elements: tuple[Element, ...], base: BaseTree | None,
@@ -280,7 +284,7 @@ def build(config: BuildConfig, *, catalog: Catalog | None = None,
     env_files = phases.environment_files(resolution.order)
     drivers = place.load_formats(config)
     cache = Cache(config.cache_dir)
-    base = _open_base(config, cache, timings)
+    config, base = _open_base(config, cache, timings)
     with Workspace(config.workdir, keep=config.keep_workdir) as ws:
         with step("element defaults", timings):
             env, defaults, target = _identity(config, resolution, base, ws, env_files)

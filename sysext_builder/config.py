@@ -38,6 +38,8 @@ DEFAULT_FORMATS: tuple[str, ...] = ("squashfs",)
 
 #: user variables passed to hooks besides the builder's own
 _USER_VAR_RE = re.compile(r"^DIB_[A-Za-z0-9_]+$")
+#: a ``--base`` starting so names a base to make (staging/debian.py), not a path
+NAMED_BASE_PREFIXES = ("debian:",)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ class BuildConfig:
     strict: bool = False
     element_paths: tuple[str, ...] = ()
     epoch: int = 0
-    base: Path | None = None
+    #: a path, or the text of a named base (``debian:...``, see :func:`is_named_base`)
+    base: Path | str | None = None
     cache_dir: Path | None = None
     offline: bool = False
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -200,12 +203,13 @@ OPTIONS: tuple[Option, ...] = (
            help="target SYSEXT_LEVEL (version-independent extensions, e.g. 1.0)"),
     Option("scope", _ID, metavar="SCOPE", field="scope", per_image=True, inherited=True,
            help='SYSEXT_SCOPE: words of "system portable initrd"'),
-    Option("base", _INST, kind="path", metavar="PATH", field="base", per_image=True,
-           inherited=True,
+    Option("base", _INST, kind="path", metavar="PATH|debian:RELEASE", field="base",
+           per_image=True, inherited=True,
            help="build against this target OS (directory, .tar[.gz|.xz|.zst], squashfs or "
-                "erofs image): install hooks run chrooted in an overlay over it, packages "
-                "come from its package manager, only what is new lands in the image, and "
-                "its os-release is the default target identity; needs root"),
+                "erofs image, or debian:RELEASE[/VARIANT][+PKG,...], made once with "
+                "mmdebstrap and cached): install hooks run chrooted in an overlay over it, "
+                "packages come from its package manager, only what is new lands in the "
+                "image, and its os-release is the default target identity; needs root"),
     Option("cache-dir", _INST, kind="path", metavar="DIR", field="cache_dir", inherited=True,
            help="cache for packages, wheels, sources and unpacked bases, shared and locked "
                 "between builds (default: ~/.cache/sysext-builder)"),
@@ -243,7 +247,9 @@ def option_argv(option: Option, value: Any) -> list[str]:
     values = value if option.kind == "list" else [value]
     words: list[str] = []
     for item in values:
-        text = str(Path(item).absolute()) if option.kind in ("path", "list") else str(item)
+        absolute = option.kind in ("path", "list") and not (
+            option.name == "base" and is_named_base(item))
+        text = str(Path(item).absolute()) if absolute else str(item)
         words += [option.flag, text]
     return words
 
@@ -257,11 +263,18 @@ def inherited_argv(values: Mapping[str, Any]) -> list[str]:
     return words
 
 
+def is_named_base(value: object) -> bool:
+    """Whether a ``--base`` value names a base to make rather than a path."""
+    return str(value).startswith(NAMED_BASE_PREFIXES)
+
+
 def _converted(option: Option, value: Any) -> Any:
     if value is None:
         return None
     if option.name == "format":
         return parse_formats(value)
+    if option.name == "base":  # a named base stays text: staging/debian.py parses it
+        return str(value) if is_named_base(value) else Path(value)
     if option.kind == "list":
         return tuple(value)
     return value

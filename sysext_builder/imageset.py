@@ -38,7 +38,7 @@ from typing import Any
 import yaml
 
 from sysext_builder import runner
-from sysext_builder.config import Option, option_argv, per_image_options
+from sysext_builder.config import Option, is_named_base, option_argv, per_image_options
 from sysext_builder.errors import ConfigError
 from sysext_builder.fileutil import sha256_file
 from sysext_builder.output.atomic import commit, temp_path_for
@@ -115,7 +115,7 @@ def _option_value(where: str, key: str, value: Any, base_dir: Path) -> Any:
     # YAML reads 12 and 3.0 as numbers; a version is text to systemd, so take their text
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ConfigError(f"{where}: expected a single value, got {type(value).__name__}")
-    if option.kind == "path":
+    if option.kind == "path" and not is_named_base(str(value)):
         return str((base_dir / str(value)).resolve())
     return str(value)
 

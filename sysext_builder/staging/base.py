@@ -6,6 +6,9 @@ unpacked once into the cache, keyed by the sha256 of their content, and used
 from there; a directory is used in place.  Either way the tree is only ever
 mounted read-only as the lower layer of the build overlay, so a build (even
 a failed or interrupted one) cannot change it.
+
+A base may also be named: ``debian:RELEASE[/VARIANT][+PKG,...]`` is made once
+with mmdebstrap into the cache and reused from there (:mod:`.debian`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from sysext_builder import runner
 from sysext_builder.errors import EnvironmentUnusableError, UsageError
 from sysext_builder.fileutil import remove_tree, sha256_file
+from sysext_builder.staging import debian
 from sysext_builder.sysext import osrelease
 
 LOG = logging.getLogger(__name__)
@@ -32,9 +36,12 @@ _ELF_MACHINES = {3: "x86", 62: "x86-64", 40: "arm", 183: "arm64", 243: "riscv64"
 
 @dataclass(frozen=True)
 class BaseTree:
-    """An opened base: a directory that is never written."""
+    """An opened base: a directory that is never written.
 
-    source: Path
+    ``source`` is what ``--base`` named: a path, or a named base's normalised spec.
+    """
+
+    source: Path | str
     path: Path
     os_release: dict[str, str]
     architecture: str | None
@@ -129,20 +136,29 @@ def _unpacked(source: Path, kind: str, cache_dir: Path) -> Path:
     return final
 
 
-def open_base(source: Path, cache_dir: Path) -> BaseTree:
-    """Open ``source`` as a base; ``cache_dir`` holds unpacked archives/images."""
+def open_base(source: Path | str, cache_dir: Path) -> BaseTree:
+    """Open ``source`` as a base; ``cache_dir`` holds unpacked archives/images and
+    named bases (``debian:...``, made there on first use)."""
+    named = debian.parse(str(source))
     if os.geteuid() != 0:
+        what = f"--base {named.spec}" if named else "--base"
+        made = " (and makes a named base with mmdebstrap --mode=root)" if named else ""
         raise EnvironmentUnusableError(
-            "building against --base needs root",
-            hint="the build mounts an overlay over the base in a private mount namespace; "
-                 "run as root (e.g. sudo)")
-    kind = kind_of(source)
-    tree = source.absolute() if kind == "directory" else _unpacked(source, kind, cache_dir)
+            f"building against {what} needs root",
+            hint=f"the build mounts an overlay over the base in a private mount namespace"
+                 f"{made}; run as root (e.g. sudo)")
+    if named is not None:
+        label: Path | str = named.spec
+        tree = debian.cached_tree(named, cache_dir)
+    else:
+        label = Path(source)
+        kind = kind_of(label)
+        tree = label.absolute() if kind == "directory" else _unpacked(label, kind, cache_dir)
     fields = osrelease.read_root(tree)
     if fields is None:
-        raise UsageError(f"--base {source}: no etc/os-release or usr/lib/os-release in it",
+        raise UsageError(f"--base {label}: no etc/os-release or usr/lib/os-release in it",
                          hint="a base must be a complete OS tree")
     arch = elf_architecture(_resolve_inside(tree, "bin/sh"))
-    LOG.info("base %s: %s %s (%s)", source, fields.get("ID", "?"),
+    LOG.info("base %s: %s %s (%s)", label, fields.get("ID", "?"),
              fields.get("VERSION_ID", fields.get("SYSEXT_LEVEL", "")), arch or "unknown arch")
-    return BaseTree(source=source, path=tree, os_release=fields, architecture=arch)
+    return BaseTree(source=label, path=tree, os_release=fields, architecture=arch)

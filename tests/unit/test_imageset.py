@@ -164,6 +164,10 @@ class TestOptionValues(testtools.TestCase):
         self.assertEqual({"os-version-id": "12", "base": str(self.top / "b.tar"),
                           "strict": True}, dict(spec.options))
 
+    def test_a_named_base_is_not_a_path(self) -> None:
+        spec, = self.load("    base: debian:bookworm+zstd\n")
+        self.assertEqual({"base": "debian:bookworm+zstd"}, dict(spec.options))
+
     def test_a_list_or_mapping_is_refused_naming_the_key(self) -> None:
         err = self.assertRaises(ConfigError, self.load, "    os-id: [debian, flatcar]\n")
         self.assertIn("options: os-id: expected a single value, got list", err.message)
