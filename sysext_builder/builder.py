@@ -224,11 +224,12 @@ def target_needs(b: _Build) -> None:
 
 
 def extract_extension(b: _Build) -> None:
-    """With a base: keep what the build added to usr/ and opt/ (the overlay's upper layer)."""
+    """With a base: keep what the build added to usr/, opt/ and etc/ (the overlay's
+    upper layer); etc/ is lowered when the extension is assembled."""
     if b.stage.overlay is None:
         return
     with step("extract the extension from the overlay", b.result.timings):
-        counts = extract(b.stage.overlay, b.ws.root)
+        counts = extract(b.stage.overlay, b.ws.root, strict=b.config.strict)
         LOG.info("extension: %(kept)d files kept, %(identical)d identical to the base "
                  "dropped", counts)
 
@@ -236,8 +237,9 @@ def extract_extension(b: _Build) -> None:
 def assemble(b: _Build) -> dict[str, str]:
     unit_files = [p for p in (e.file("units") for e in b.elements) if p is not None]
     unit_files.append(b.ws.state / "units")
+    base = b.stage.overlay.lower if b.stage.overlay is not None else None
     return assemble_tree(b.ws.root, b.target.name, b.target.release_fields, unit_files,
-                         strict=b.config.strict, epoch=b.config.epoch)
+                         strict=b.config.strict, epoch=b.config.epoch, base=base)
 
 
 def place_outputs(b: _Build, drivers: list[OutputFormat], fields: Mapping[str, str]) -> None:

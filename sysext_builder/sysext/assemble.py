@@ -5,9 +5,11 @@ extension-release (EXTENSION_RELOAD_MANAGER=1 when units ship) -> clamp
 owners and times.
 
 The order matters: lowering and unit enabling write files under ``usr/`` that
-must pass the same tree rules; the release file comes after the unit scan
-because ``EXTENSION_RELOAD_MANAGER`` depends on what ships; normalising comes
-last so everything written before it gets the epoch (and 0:0 when run as root).
+must pass the same tree rules, and what was lowered (with the base's ``/etc``)
+decides which symlinks into ``/etc`` are accepted; the release file comes
+after the unit scan because ``EXTENSION_RELOAD_MANAGER`` depends on what
+ships; normalising comes last so everything written before it gets the epoch
+(and 0:0 when run as root).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sysext_builder.sysext import osrelease, release, tree, units
+from sysext_builder.sysext import links, osrelease, release, tree, units
 
 LOG = logging.getLogger(__name__)
 
@@ -31,15 +33,20 @@ def declarations(unit_files: Sequence[Path]) -> list[units.UnitDecl]:
 
 
 def assemble(root: Path, name: str, release_fields: Mapping[str, str],
-             unit_files: Sequence[Path], *, strict: bool, epoch: int) -> dict[str, str]:
-    """Rewrite and check ``root`` in place; returns the extension-release fields written."""
+             unit_files: Sequence[Path], *, strict: bool, epoch: int,
+             base: Path | None = None) -> dict[str, str]:
+    """Rewrite and check ``root`` in place; returns the extension-release fields written.
+
+    ``base`` is the base tree of a ``--base`` build: its ``/etc`` may provide
+    the targets of the image's symlinks into ``/etc``.
+    """
     # systemd-sysext would silently ignore etc/ and var/: lower them into usr/ first
-    tree.lower_etc_var(root, strict=strict, name=name)
+    lowered = tree.lower_etc_var(root, strict=strict, name=name)
     for rel in units.apply_units(root, declarations(unit_files), name):
         LOG.info("enabled unit: %s", rel)
     if not os.path.lexists(root / "usr"):
         (root / "usr").mkdir(mode=0o755)  # a metadata-only extension: just its release file
-    tree.validate(root)
+    tree.validate(root, etc=links.EtcSources.of((ln.source for ln in lowered), base))
     fields = dict(release_fields)
     if units.ships_units(root):
         fields["EXTENSION_RELOAD_MANAGER"] = "1"

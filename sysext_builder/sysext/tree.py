@@ -30,9 +30,9 @@ image is packed:
 :func:`validate`
     the rules systemd and this project enforce: only ``usr/`` and ``opt/``,
     ``usr`` a real directory, no ``usr/lib/os-release``, no device nodes, fifos
-    or sockets, no symlink leaving ``/usr`` and ``/opt`` (absolute links are
-    checked by their target; relative ones are resolved lexically from their
-    directory and may not climb out of the root either).
+    or sockets, no symlink leaving ``/usr`` and ``/opt`` except into an
+    ``/etc`` path the lowered ``/etc`` or the base provides (the link rule is
+    :mod:`.links`).
 
 :func:`normalise`
     every mtime/atime set to ``SOURCE_DATE_EPOCH``; owner 0:0 when running as
@@ -51,11 +51,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sysext_builder.errors import ConfigError, TreeRuleError
+from sysext_builder.sysext import links
+from sysext_builder.sysext.links import MERGED
+from sysext_builder.sysext.links import shown as _shown
 
 LOG = logging.getLogger(__name__)
 
-# SYSTEMD_SYSEXT_HIERARCHIES defaults to /usr:/opt; nothing else of an image is mounted
-MERGED = ("usr", "opt")
 # tmpfiles.d(5)'s conventional source for C lines (C without argument copies from there)
 FACTORY_ETC = "usr/share/factory/etc"
 TMPFILES_DIR = "usr/lib/tmpfiles.d"
@@ -102,12 +103,6 @@ def _kind(mode: int) -> str:
 
 def _is_special(mode: int) -> bool:
     return _kind(mode) != "file"
-
-
-def _shown(rel: str) -> str:
-    """A printable one-line form of a path that may hold odd characters or bytes."""
-    text = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _listing(paths: list[str]) -> str:
@@ -299,27 +294,6 @@ def lower_etc_var(root: Path, *, strict: bool, name: str) -> list[Lowering]:
     return lowered
 
 
-def _link_problem(rel: str, target: str) -> str | None:
-    """Why the symlink at ``rel`` (relative to the root) pointing to ``target`` is refused."""
-    # After the merge an absolute target resolves against the host's root, where
-    # only usr/ and opt/ of the image exist.
-    if target.startswith("/"):
-        resolved = posixpath.normpath(target).lstrip("/")
-    else:
-        parts = [p for p in posixpath.dirname(rel).split("/") if p]
-        for part in target.split("/"):
-            if part == "..":
-                if not parts:
-                    return f"{_shown(rel)} -> {_shown(target)} (climbs out of the image root)"
-                parts.pop()
-            elif part not in ("", "."):
-                parts.append(part)
-        resolved = "/".join(parts)
-    if resolved.split("/")[0] in MERGED:
-        return None
-    return f"{_shown(rel)} -> {_shown(target)} (outside /usr and /opt)"
-
-
 def _check_top(root: Path, problems: list[str]) -> None:
     names = sorted(os.listdir(root))
     extra = [_shown(n) for n in names if n not in MERGED]
@@ -336,38 +310,42 @@ def _check_top(root: Path, problems: list[str]) -> None:
         problems.append("usr/lib/os-release is present (systemd refuses such extensions)")
 
 
-def validate(root: Path) -> None:
+def validate(root: Path, *, etc: links.EtcSources | None = None) -> None:
     """Raise :class:`TreeRuleError` naming every path that breaks the sysext rules.
 
-    The extension-release file is the builder's own (written and checked by
-    :mod:`.assemble`), so it is not required here.
+    ``etc`` says which ``/etc`` paths exist at boot (the image's lowered
+    ``/etc``, the base's): a symlink into one of them is accepted, see
+    :mod:`.links`.  Without it every link into ``/etc`` is refused as outside
+    ``/usr`` and ``/opt``.  The extension-release file is the builder's own
+    (written and checked by :mod:`.assemble`), so it is not required here.
     """
     problems: list[str] = []
     _check_top(root, problems)
     special: list[str] = []
-    links: list[str] = []
+    refused: list[links.Refusal] = []
     for top in MERGED:
         if not _is_real_dir(root / top):
             continue
         for rel, st in _walk(root / top):
             path = f"{top}/{rel}"
             if stat.S_ISLNK(st.st_mode):
-                problem = _link_problem(path, os.readlink(root / path))
-                if problem:
-                    links.append(problem)
+                refusal = links.check(path, os.readlink(root / path), etc)
+                if refusal:
+                    refused.append(refusal)
             # a 0/0 character device is an overlayfs whiteout: in the merged
             # overlay it would hide the host's file of that name
             elif _is_special(st.st_mode):
                 special.append(f"{_shown(path)} ({_kind(st.st_mode)})")
     if special:
         problems.append(f"device nodes, fifos or sockets: {_listing(special)}")
-    if links:
-        problems.append(f"symlinks pointing outside the merged hierarchies: {_listing(links)}")
+    if refused:
+        problems.append("symlinks pointing outside the merged hierarchies: "
+                        + _listing([r.text for r in refused]))
     if problems:
+        etc_hint = f"; {links.ETC_HINT}" if any(r.etc for r in refused) else ""
         raise TreeRuleError("staging tree breaks the sysext rules: " + "; ".join(problems),
                             hint="fix or remove these in a finalise.d/cleanup.d hook; "
-                                 "systemd-sysext merges only /usr and /opt")
-
+                                 "systemd-sysext merges only /usr and /opt" + etc_hint)
 
 
 def normalise(root: Path, epoch: int) -> None:

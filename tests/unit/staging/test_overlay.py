@@ -40,13 +40,15 @@ class TestExtract(testtools.TestCase):
         self.upper("usr/share/doc/base/README", "base doc")       # identical copy-up
         self.upper("usr/bin/sh", "patched shell", 0o755)           # changed: kept
         self.upper("var/lib/dpkg/status", "db")                    # package db: dropped
-        self.upper("etc/hello.conf", "x")                          # outside usr/opt
+        self.upper("etc/hello.conf", "x")                          # added: kept, to lower
+        self.upper("etc/os-release", "ID=x\n")                     # identical copy-up
         self.upper("opt/tool/run", "t", 0o755)
         counts = extract(self.overlay, self.dest)
         found = sorted(str(p.relative_to(self.dest)) for p in self.dest.rglob("*")
                        if not p.is_dir())
-        self.assertEqual(["opt/tool/run", "usr/bin/hello", "usr/bin/sh"], found)
-        self.assertEqual({"kept": 3, "identical": 1, "dropped": 2}, counts)
+        self.assertEqual(["etc/hello.conf", "opt/tool/run", "usr/bin/hello", "usr/bin/sh"],
+                         found)
+        self.assertEqual({"kept": 4, "identical": 2, "dropped": 1}, counts)
         self.assertEqual(0o755, stat.S_IMODE((self.dest / "usr/bin/hello").stat().st_mode))
 
     def test_mode_change_alone_is_kept(self) -> None:
