@@ -9,8 +9,13 @@ import fixtures
 from testtools.matchers import MatchesRegex
 
 from sysext_builder.errors import ElementFormatError
-from sysext_builder.model.element import (Element, load_element, read_name_list,
-                                          target_requirements, valid_name)
+from sysext_builder.model.element import (
+    Element,
+    load_element,
+    read_name_list,
+    target_requirements,
+    valid_name,
+)
 from tests.base import TestCase, fixture_dir, write_tree
 
 
