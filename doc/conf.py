@@ -59,7 +59,7 @@ html_show_sourcelink = True
 MAN7_URL = "https://man7.org/linux/man-pages/man{section}/{page}.{section}.html"
 
 #: pages of the root toctree, in reading order
-TOCTREE = ["quickstart", "authoring", "reference", "dib", "design", "man/index"]
+TOCTREE = ["quickstart", "authoring", "booting", "reference", "dib", "design", "man/index"]
 
 #: one-line summary per command: the NAME line of its man page
 SUMMARIES = {

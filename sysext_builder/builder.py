@@ -38,11 +38,11 @@ from sysext_builder.model import discovery, graph, phases
 from sysext_builder.model.element import Element, target_requirements
 from sysext_builder.model.graph import Catalog, Resolution
 from sysext_builder.output import manifest, place
-from sysext_builder.staging import buildenv, environment, executor
+from sysext_builder.staging import buildenv, debian, environment, executor
 from sysext_builder.staging.base import BaseTree, open_base
 from sysext_builder.staging.overlay import INSIDE, Overlay, extract
 from sysext_builder.staging.workspace import Workspace
-from sysext_builder.sysext import release, users
+from sysext_builder.sysext import activation, release, users
 from sysext_builder.sysext.assemble import assemble as assemble_tree
 
 LOG = logging.getLogger(__name__)
@@ -242,6 +242,25 @@ def assemble(b: _Build) -> dict[str, str]:
                          strict=b.config.strict, epoch=b.config.epoch, base=base)
 
 
+def activation_advice(b: _Build, fields: Mapping[str, str]) -> None:
+    """One warning, and the host helper beside the image, when the target's systemd
+    cannot start the image's units after a merge at boot (doc/booting.rst)."""
+    if fields.get("EXTENSION_RELOAD_MANAGER") != "1":
+        return
+    version = b.config.target_systemd
+    if version is None and b.stage.overlay is not None:
+        version = debian.systemd_version(b.stage.overlay.lower)
+    message = activation.advice(b.target.name, version, beside=True)
+    if message is None:
+        LOG.info("units: systemd %s on the target starts them after the merge", version)
+        return
+    LOG.warning("%s", message)
+    if activation.needs_host_helper(version):
+        helper = b.ws.artifacts / activation.HELPER_UNIT
+        if not helper.exists():
+            helper.write_text(activation.helper_unit(), encoding="utf-8")
+
+
 def place_outputs(b: _Build, drivers: list[OutputFormat], fields: Mapping[str, str]) -> None:
     out = place.output_directory(b.target.directory)
     try:
@@ -309,5 +328,6 @@ def build(config: BuildConfig, *, catalog: Catalog | None = None,
         extract_extension(b)
         with step("assemble extension", timings):
             fields = assemble(b)
+        activation_advice(b, fields)
         place_outputs(b, drivers, fields)
     return b.result

@@ -63,6 +63,8 @@ class BuildConfig:
     epoch: int = 0
     #: a path, or the text of a named base (``debian:...``, see :func:`is_named_base`)
     base: Path | str | None = None
+    #: the target's systemd major version, when known (``--target-systemd`` or the base's)
+    target_systemd: int | None = None
     cache_dir: Path | None = None
     offline: bool = False
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -203,6 +205,11 @@ OPTIONS: tuple[Option, ...] = (
            help="target SYSEXT_LEVEL (version-independent extensions, e.g. 1.0)"),
     Option("scope", _ID, metavar="SCOPE", field="scope", per_image=True, inherited=True,
            help='SYSEXT_SCOPE: words of "system portable initrd"'),
+    Option("target-systemd", _ID, metavar="VERSION", field="target_systemd",
+           per_image=True, inherited=True,
+           help="the systemd version of the target (default: the --base's); below 255 "
+                "an image's units start at boot only with the host helper, which is then "
+                "written beside the image (doc/booting.rst)"),
     Option("base", _INST, kind="path", metavar="PATH|debian:RELEASE", field="base",
            per_image=True, inherited=True,
            help="build against this target OS (directory, .tar[.gz|.xz|.zst], squashfs or "
@@ -275,9 +282,19 @@ def _converted(option: Option, value: Any) -> Any:
         return parse_formats(value)
     if option.name == "base":  # a named base stays text: staging/debian.py parses it
         return str(value) if is_named_base(value) else Path(value)
+    if option.name == "target-systemd":
+        return _systemd_version(value)
     if option.kind == "list":
         return tuple(value)
     return value
+
+
+def _systemd_version(value: object) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or not 200 <= int(text) < 1000:
+        raise UsageError(f"--target-systemd: {text!r} is not a systemd version",
+                         hint="the major version, e.g. 252 or 257")
+    return int(text)
 
 
 def from_values(values: Mapping[str, Any], *, elements: Sequence[str],

@@ -50,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "namespace and list what appeared (needs root)")
     p.add_argument("--systemd-version", metavar="N", type=int,
                    help="the target's systemd version, for the name rule (>= 256 cuts the "
-                        "name at '_' or '+') and ID_LIKE matching (>= 258) (default: the "
-                        "version of systemd-sysext here, else 252)")
+                        "name at '_' or '+'), ID_LIKE matching (>= 258) and whether the "
+                        "image's units start at boot without the host helper (>= 255) "
+                        "(default: the --root's systemd package, else the version of "
+                        "systemd-sysext here, else 252)")
     p.add_argument("--arch", metavar="ARCH",
                    help="the target architecture in systemd's spelling, e.g. x86-64 or "
                         "arm64 (default: this machine's)")
@@ -110,6 +112,10 @@ def check(args: argparse.Namespace) -> int:
             "--merge needs root: systemd-sysext mounts the image in a private mount namespace",
             hint="run as root, or drop --merge for the read-only check")
     version = args.systemd_version
+    if version is None and args.root is not None:
+        from sysext_builder.staging import debian
+
+        version = debian.systemd_version(args.root)
     if version is None:
         version = verify.systemd_version() or 252
     arch = _arch(args)
@@ -131,6 +137,12 @@ def check(args: argparse.Namespace) -> int:
         print(f"incompatible: {reason}")
         return IncompatibleError.exit_code
     print("compatible")
+    if ext.fields.get("EXTENSION_RELOAD_MANAGER") == "1":
+        from sysext_builder.sysext import activation
+
+        advice = activation.advice(ext.path.name.removesuffix(".raw"), version)
+        if advice is not None:
+            common.LOG.warning("%s", advice)
     if args.merge:
         return _merge(args.image, target)
     return 0

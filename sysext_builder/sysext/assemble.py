@@ -1,6 +1,7 @@
 """From a finished staging tree to a valid extension, in one ordered step.
 
-lower /etc and /var -> enable declared units -> validate the tree -> write
+lower /etc and /var -> enable declared units -> the units that start them
+once merged (:mod:`.activation`) -> validate the tree -> write
 extension-release (EXTENSION_RELOAD_MANAGER=1 when units ship) -> clamp
 owners and times.
 
@@ -19,7 +20,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sysext_builder.sysext import links, osrelease, release, tree, units
+from sysext_builder.sysext import activation, links, osrelease, release, tree, units
 
 LOG = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ def assemble(root: Path, name: str, release_fields: Mapping[str, str],
     lowered = tree.lower_etc_var(root, strict=strict, name=name)
     for rel in units.apply_units(root, declarations(unit_files), name):
         LOG.info("enabled unit: %s", rel)
+    # udev rules first: their unit is enabled in sysinit.target, which activation starts
+    activation.write_udev_reload(root, name)
+    activation.write_activation(root, name)
     if not os.path.lexists(root / "usr"):
         (root / "usr").mkdir(mode=0o755)  # a metadata-only extension: just its release file
     tree.validate(root, etc=links.EtcSources.of((ln.source for ln in lowered), base))

@@ -98,7 +98,8 @@ class TestOptionsTable(testtools.TestCase):
 
     def test_per_image_options_are_those_an_image_may_differ_in(self) -> None:
         self.assertEqual({"compression", "checksum", "arch", "os-release", "os-id",
-                          "os-version-id", "sysext-level", "scope", "base", "strict"},
+                          "os-version-id", "sysext-level", "scope", "target-systemd", "base",
+                          "strict"},
                          set(config.per_image_options()))
 
     def test_option_argv(self) -> None:
