@@ -173,3 +173,27 @@ def stream(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
         proc.stdout.close()
         _track(proc, False)
     return proc.returncode, list(tail)
+
+
+def run_bounded(argv: Sequence[str], timeout: float, *,
+                on_line: Callable[[str], None] | None = None) -> tuple[int | None, list[str]]:
+    """:func:`stream` with a deadline: the process group is killed when it still
+    runs after ``timeout`` seconds, and the returncode is then ``None``."""
+    expired = threading.Event()
+    result: list[tuple[int, list[str]]] = []
+
+    def target() -> None:
+        result.append(stream(argv, on_line=on_line))
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        expired.set()
+        with _LIVE_LOCK:
+            live = [p for p in _LIVE if list(p.args) == list(argv)]  # type: ignore[arg-type]
+        for proc in live:
+            _kill_group(proc)
+        worker.join()
+    code, tail = result[0]
+    return (None if expired.is_set() else code), tail

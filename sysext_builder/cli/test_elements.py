@@ -40,6 +40,10 @@ test-elements/ is tested; ELEMENT/CASE runs one case.
     usr/share/tool/conf contains TEXT
 Paths are relative to the image root, under usr/ or opt/, globs allowed.
 
+    boot active waagent.service    with --boot: checked inside the booted VM
+Boot assertions: active|started|not-failed UNIT, no-failed-units, merged NAME,
+file /PATH, user NAME, address ADDR/PREFIX, journal-lacks TEXT, run COMMAND.
+
 The target: --os-release FILE, else the --base's os-release, else what the
 elements set (SYSEXT_DEFAULT_OS_ID, ...), else ID=_any.
 """
@@ -56,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_element_path(p)
     p.add_argument("elements", metavar="ELEMENT[/CASE]", nargs="*",
                    help="element whose cases to run (default: every element with cases)")
-    p.add_argument("--base", metavar="PATH", type=Path,
-                   help="build every case against this base (as sysext-create --base; "
+    p.add_argument("--base", metavar="BASE", type=_base,
+                   help="build every case against this base: a directory, an archive or "
+                        "debian:RELEASE[/VARIANT][+PKG,...] (as sysext-create --base; "
                         "needs root)")
     p.add_argument("--os-release", metavar="FILE", type=Path,
                    help="the target os-release every case is built for and checked against")
@@ -66,6 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="require the systemd-sysext merge test (default: when root)")
     merge.add_argument("--no-merge", dest="merge", action="store_false",
                        help="skip the systemd-sysext merge test")
+    p.add_argument("--boot", action="store_true",
+                   help="also boot each case that has 'boot' lines in its expect file: a "
+                        "throwaway qemu VM (KVM when it works, else TCG) with the image in "
+                        "/var/lib/extensions and the case's config-drive/ as a config-2 "
+                        "drive; needs root")
+    p.add_argument("--boot-base", metavar="BASE", type=_base,
+                   help="the tree to boot (it needs /boot/vmlinuz-* and initrd.img-*); "
+                        "default: the VARIANT vm of a debian: --base, else the --base")
+    p.add_argument("--boot-timeout", metavar="SECONDS", type=float, default=900.0,
+                   help="kill a VM still running after this long (default: %(default)s)")
     p.add_argument("--keep", action="store_true",
                    help="keep each case's output directory and print where it is")
     p.add_argument("--workdir", metavar="DIR", type=Path,
@@ -79,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="log the builds at info level (default: warnings only)")
     return p
+
+
+def _base(text: str) -> Path | str:
+    """A base: a named one (``debian:...``) stays text, anything else is a path."""
+    from sysext_builder.config import is_named_base
+
+    return text if is_named_base(text) else Path(text)
 
 
 def _print_result(result: CaseResult) -> None:
@@ -115,8 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = elementtests.Options(
             element_paths=tuple(args.element_path), environ=dict(os.environ),
             base=args.base, os_release=args.os_release, merge=args.merge, keep=args.keep,
-            workdir=args.workdir, cache_dir=args.cache_dir, offline=args.offline)
+            workdir=args.workdir, cache_dir=args.cache_dir, offline=args.offline,
+            boot=args.boot, boot_base=args.boot_base, boot_timeout=args.boot_timeout)
         caserun.want_merge(options)  # refuse --merge without root before building
+        if args.boot and os.geteuid() != 0:
+            from sysext_builder.errors import EnvironmentUnusableError
+
+            raise EnvironmentUnusableError("--boot needs root",
+                                           hint="the VM's disk is made from an overlay of "
+                                                "the base; run as root")
+        options = caserun.open_bases(options)
         cases = suite.find_cases(options.element_paths, options.environ, args.elements)
         if not cases and not args.json:
             print("no element on the search path has test-elements/")

@@ -226,6 +226,19 @@ class TestExpect(TestCase):
             elementtests.Expectation(7, "usr/d"),
         ], rules)
 
+    def test_boot_lines(self) -> None:
+        rules = self.parse("usr/a\nboot  active  a.service\nboot no-failed-units\n")
+        self.assertEqual([elementtests.Expectation(2, "", check="boot", text="active a.service"),
+                          elementtests.Expectation(3, "", check="boot", text="no-failed-units")],
+                         rules[1:])
+        root = self.tmp / "tree"
+        (root / "usr").mkdir(parents=True)
+        (root / "usr/a").write_text("")
+        self.assertEqual([], elementtests.check_expectations(rules, root),
+                         "boot lines are not checked against the tree")
+        exc = self.assertRaises(ElementFormatError, self.parse, "usr/a\nboot actve a\n")
+        self.assertIn(":2: unknown boot assertion 'actve'", exc.message)
+
     def test_malformed_lines_name_the_line(self) -> None:
         for text, fragment in (("usr/a\netc/x\n", ":2: 'etc/x' is outside usr/ and opt/"),
                                ("usr/../etc\n", ":1: 'usr/../etc' is not a plain"),

@@ -182,6 +182,21 @@ class TestStream(RunnerTestCase):
         wait_until(lambda: gone(child), f"the background child {child} to die")
 
 
+class TestRunBounded(RunnerTestCase):
+
+    def test_finishes_in_time(self) -> None:
+        self.assertEqual((3, ["hi"]), runner.run_bounded(["sh", "-c", "echo hi; exit 3"], 30))
+
+    def test_deadline_kills_the_process_group(self) -> None:
+        pidfile = self.dir / "pids"
+        self.kill_at_end(pidfile)
+        script = f"sleep 300 & echo $$ $! > {pidfile}; echo started; wait"
+        code, tail = runner.run_bounded(["sh", "-c", script], 1.0)
+        self.assertEqual((None, ["started"]), (code, tail))
+        shell, child = (int(w) for w in pidfile.read_text().split())
+        wait_until(lambda: gone(shell) and gone(child), "the shell and its child to die")
+
+
 class TestRequireTool(testtools.TestCase):
 
     def test_found_tool_returns_its_path(self) -> None:

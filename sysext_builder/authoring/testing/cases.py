@@ -47,6 +47,9 @@ are ignored::
                                        a regular file containing the text (the
                                        rest of the line, verbatim)
 
+    boot active waagent.service        after booting the image (--boot): a boot
+                                       assertion (authoring/testing/boot.py)
+
 PATH is relative to the image root (a leading ``/`` is dropped), starts with
 ``usr/`` or ``opt/`` (an image holds nothing else; ``/etc`` content is under
 ``usr/share/factory/etc`` after lowering), has no ``.``/``..`` components and
@@ -64,9 +67,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sysext_builder.errors import (
-    ElementFormatError,
-)
+from sysext_builder.authoring.testing import boot
+from sysext_builder.errors import ElementFormatError
+from sysext_builder.staging.base import BaseTree
 
 LOG = logging.getLogger(__name__)
 
@@ -89,6 +92,9 @@ class Expectation:
 
 def _expectation(path: Path, lineno: int, line: str) -> Expectation:
     where = f"{path}:{lineno}"
+    if line.startswith("boot ") or line == "boot":
+        return Expectation(line=lineno, pattern="", check="boot",
+                           text=boot.parse_assertion(line[5:], where))
     negate = line.startswith("!")
     words = line[1:].lstrip().split(None, 1) if negate else line.split(None, 1)
     pattern = words[0].strip("/") if words else ""
@@ -147,7 +153,7 @@ def _problem(path: Path, rule: Expectation) -> str | None:
 def check_expectations(rules: Sequence[Expectation], root: Path) -> list[str]:
     """Every failed assertion of ``rules`` against the tree ``root``, as ``expect:LINE: ...``."""
     failures = []
-    for rule in rules:
+    for rule in (r for r in rules if r.check != "boot"):
         where = f"{EXPECT_FILE}:{rule.line}"
         found = matches(root, rule.pattern)
         if rule.negate:
@@ -198,7 +204,7 @@ class Options:
 
     element_paths: tuple[str, ...] = ()
     environ: Mapping[str, str] = field(default_factory=dict)
-    base: Path | None = None
+    base: Path | str | None = None
     os_release: Path | None = None
     #: merge with systemd-sysext: True, False, or None for "when root"
     merge: bool | None = None
@@ -206,6 +212,14 @@ class Options:
     workdir: Path | None = None
     cache_dir: Path | None = None
     offline: bool = False
+    #: boot the cases that have boot assertions (see :mod:`.boot`)
+    boot: bool = False
+    #: the tree to boot (a base spec or path); default: derived from ``base``
+    boot_base: Path | str | None = None
+    boot_timeout: float = 900.0
+    #: the base, opened once for every case (:func:`.run.open_bases`)
+    base_tree: BaseTree | None = None
+    boot_tree: BaseTree | None = None
 
 
 class CaseFailed(Exception):

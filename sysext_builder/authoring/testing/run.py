@@ -9,10 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from sysext_builder import builder, paths
+from sysext_builder.authoring.testing import boot, vm
 from sysext_builder.authoring.testing.cases import (
     EXPECT_FILE,
     Case,
@@ -30,8 +34,10 @@ from sysext_builder.errors import (
     ReleaseError,
     SysextBuilderError,
 )
+from sysext_builder.install.cache import Cache
 from sysext_builder.model import discovery, graph, phases
 from sysext_builder.staging import environment
+from sysext_builder.staging.base import open_base
 from sysext_builder.sysext import compat, osrelease, release, verify
 from sysext_builder.sysext import image as images
 
@@ -84,7 +90,7 @@ def build_config(case: Case, options: Options, out: Path, merge: bool) -> BuildC
         if not (options.os_release or options.base or defaults.get("SYSEXT_DEFAULT_OS_ID")):
             os_id = "_any"
     formats: tuple[str, ...] = ("directory",)
-    if merge and paths.which("mksquashfs") is not None:
+    if (merge or options.boot) and paths.which("mksquashfs") is not None:
         formats += ("squashfs",)
     return BuildConfig(elements=(case.name,), output=output, formats=formats,
                        element_paths=element_paths, environ=dict(options.environ),
@@ -97,10 +103,8 @@ def target_of(fields: Mapping[str, str], options: Options) -> dict[str, str]:
     """The os-release the image was built for."""
     if options.os_release is not None:
         return osrelease.read_file(options.os_release)
-    if options.base is not None and options.base.is_dir():
-        found = osrelease.read_root(options.base)
-        if found:
-            return dict(found)
+    if options.base_tree is not None:
+        return dict(options.base_tree.os_release)
     target = {"ID": fields.get("ID", "") if fields.get("ID") != "_any" else "sysext-test"}
     for key in ("VERSION_ID", "SYSEXT_LEVEL"):
         if fields.get(key):
@@ -131,11 +135,47 @@ def check_image(image: Path, options: Options, version: int) -> dict[str, str]:
     return ext.fields
 
 
+def open_bases(options: Options) -> Options:
+    """``options`` with the base (and, with ``boot``, the tree to boot) opened once:
+    a named base is made or found in the cache here, not per case."""
+    if options.base is None and not options.boot:
+        return options
+    cache = Cache(options.cache_dir)
+    with cache.lock():
+        base = open_base(options.base, cache.subdir("bases")) if options.base else None
+        tree = boot.boot_tree_for(base, options.boot_base, cache) if options.boot else None
+    if tree is not None:
+        vm.kernel_of(tree.path)  # refuse a tree without a kernel before building
+    return replace(options, base_tree=base, boot_tree=tree)
+
+
+def boot_case(case: Case, images: Sequence[Path], assertions: Sequence[str],
+              options: Options) -> list[str]:
+    """Boot the case's image (squashfs) and check its boot assertions; return notes."""
+    assert options.boot_tree is not None
+    raws = [p for p in images if p.is_file()]
+    if not raws:
+        raise CaseFailed("boot: no image file to boot (squashfs needs mksquashfs)")
+    drive = case.path / "config-drive"
+    with tempfile.TemporaryDirectory(prefix="sysext-boot-", dir=options.workdir) as tmp:
+        outcome = boot.run(raws[:1], assertions, options.boot_tree, Path(tmp),
+                           config_drive=drive if drive.is_dir() else None,
+                           timeout_s=options.boot_timeout)
+        if outcome.failures and options.keep:
+            kept = Path(tmp).with_name(Path(tmp).name + "-kept")
+            shutil.copytree(tmp, kept, ignore=shutil.ignore_patterns("*.img", "upper"))
+            outcome.notes.append(f"boot: logs kept in {kept}")
+    if outcome.failures:
+        raise CaseFailed(f"boot: {len(outcome.failures)} problem(s) in the booted VM",
+                         outcome.failures + outcome.notes)
+    return outcome.notes
+
+
 def _visible(tree: Path, rules: Sequence[Expectation]) -> list[str]:
     """Expected non-directories of the tree: they must appear in the merged root."""
     wanted = []
     for rule in rules:
-        if not rule.negate:
+        if not rule.negate and rule.check != "boot":
             wanted += [rel for rel in matches(tree, rule.pattern)
                        if not (tree / rel).is_dir() or (tree / rel).is_symlink()]
     return sorted(set(wanted))
@@ -191,4 +231,9 @@ def build_and_check(case: Case, options: Options, out: Path) -> list[str]:
              f"{len(rules)} expectation(s) held"]
     if do_merge:
         notes.append(merge(built.images, tree, fields, rules, options))
+    boot_rules = [r.text for r in rules if r.check == "boot"]
+    if boot_rules and options.boot:
+        notes += boot_case(case, built.images, boot_rules, options)
+    elif boot_rules:
+        notes.append(f"boot skipped: {len(boot_rules)} boot assertion(s); run with --boot")
     return notes
