@@ -84,13 +84,28 @@ def kvm_usable() -> bool:
         os.close(fd)
 
 
+#: the verdict of :func:`kvm_works`, probed once per process
+_KVM_VERDICT: list[bool] = []
+#: "kvm" or "tcg" forces the accelerator (no probe)
+ACCEL_ENV = "SYSEXT_BOOT_ACCEL"
+
+
 def kvm_works(kernel: Path, workdir: Path) -> bool:
     """True when a guest runs under KVM: the kernel booted without a root file
     system must reach its panic.  A usable /dev/kvm is not enough: under nested
     virtualisation the guest may die on its first instructions ("KVM internal
-    error")."""
-    if not kvm_usable():
-        return False
+    error").  ``$SYSEXT_BOOT_ACCEL`` (kvm, tcg) skips the probe."""
+    forced = os.environ.get(ACCEL_ENV, "")
+    if forced in ("kvm", "tcg"):
+        return forced == "kvm"
+    if forced:
+        raise UsageError(f"{ACCEL_ENV}={forced!r}: expected kvm or tcg")
+    if not _KVM_VERDICT:
+        _KVM_VERDICT.append(kvm_usable() and _probe_kvm(kernel, workdir))
+    return _KVM_VERDICT[0]
+
+
+def _probe_kvm(kernel: Path, workdir: Path) -> bool:
     console = workdir / "kvm-probe.log"
     argv = [runner.require_tool("qemu-system-x86_64"), "-machine", "q35", "-m", "256",
             "-display", "none", "-monitor", "none", "-no-reboot", "-accel", "kvm",
