@@ -183,7 +183,7 @@ class TestLint(testtools.TestCase):
             for path in loaded.source_repositories:
                 seen["source-repository"] += 1
                 self.assertEqual(1, len(sources.parse(path, element.name)), str(path))
-        self.assertEqual({"units": 3, "package-installs": 3, "pkg-map": 1,
+        self.assertEqual({"units": 3, "package-installs": 4, "pkg-map": 1,
                           "source-repository": 2}, seen)
 
     def test_declared_units_are_shipped(self) -> None:
