@@ -11,6 +11,7 @@ Variants (:data:`VARIANTS`):
 
 * none: systemd, systemd-sysv and udev on minbase: a systemd OS *without*
   python3 and openssl, like Flatcar's ``/usr``, so an image has to bring them;
+  as on Flatcar, ``systemd-networkd`` and ``systemd-sysext`` are enabled;
 * ``vm``: that plus a kernel, initramfs-tools, iproute2 and systemd-resolved,
   enough to boot the tree in a VM (``/boot/vmlinuz-*``, ``/boot/initrd.img-*``).
 
@@ -65,8 +66,12 @@ DPKG_OPTIONS = (
     "path-exclude=/usr/share/locale/*",
     "path-include=/usr/share/locale/locale.alias",
 )
+#: enabled in every named base, as on Flatcar: networkd manages the network
+#: (glean writes .network files for it), and systemd-sysext.service merges at
+#: boot (Debian 12 ships it disabled)
+ENABLED_UNITS = ("systemd-networkd.service", "systemd-sysext.service")
 #: bump when the recipe changes in a way the cache key cannot see
-RECIPE = 1
+RECIPE = 2
 #: lines of mmdebstrap's output quoted in the error of a failed run
 ERROR_LINES = 3
 ERROR_WIDTH = 100
@@ -186,6 +191,7 @@ def mmdebstrap_argv(base: DebianBase, dest: Path, *, arch: str, mirror: str) -> 
             *(f"--dpkgopt={option}" for option in DPKG_OPTIONS),
             # hooks may apt-get install without apt-get update
             "--skip=cleanup/apt/lists",
+            '--customize-hook=chroot "$1" systemctl enable --quiet ' + " ".join(ENABLED_UNITS),
             base.release, str(dest), mirror]
 
 

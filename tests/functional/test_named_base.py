@@ -74,6 +74,10 @@ class TestNamedBase(testtools.TestCase):
             self.assertFalse(absent in installed, f"{absent} is installed")
             self.assertFalse(os.path.lexists(tree / "usr/bin" / absent), absent)
         self.assertGreaterEqual(debian.systemd_version(tree) or 0, 252)
+        for unit, target in (("systemd-networkd.service", "multi-user.target"),
+                             ("systemd-sysext.service", "sysinit.target")):
+            self.assertTrue(os.path.lexists(tree / f"etc/systemd/system/{target}.wants/{unit}"),
+                            f"{unit} is not enabled")
         # apt works in the chroot without an update: sources and lists are kept
         self.assertIn("bookworm", (tree / "etc/apt/sources.list").read_text())
         self.assertTrue(glob.glob(str(tree / "var/lib/apt/lists/*_Packages")))
