@@ -41,7 +41,7 @@ test-elements/ is tested; ELEMENT/CASE runs one case.
 Paths are relative to the image root, under usr/ or opt/, globs allowed.
 
     boot active waagent.service    with --boot: checked inside the booted VM
-Boot assertions: active|started|not-failed UNIT, no-failed-units, merged NAME,
+Boot assertions: active|started|not-started|not-failed UNIT, no-failed-units, merged NAME,
 file /PATH, user NAME, address ADDR/PREFIX, journal-lacks TEXT, run COMMAND.
 
 The target: --os-release FILE, else the --base's os-release, else what the

@@ -12,6 +12,8 @@ Kinds::
 
     active UNIT           the unit is active (waits up to 30 s)
     started UNIT          the unit was started in this boot (it may have ended; waits 20 s)
+    not-started UNIT      the unit's process did not run in this boot (e.g. its
+                          condition failed)
     not-failed UNIT       the unit is not in the failed state
     no-failed-units       no unit failed
     merged NAME           systemd-sysext status lists the extension NAME
@@ -41,6 +43,7 @@ KINDS: dict[str, re.Pattern[str] | None] = {
     "active": re.compile(r"[A-Za-z0-9:_.@\\-]+"),
     "started": re.compile(r"[A-Za-z0-9:_.@\\-]+"),
     "not-failed": re.compile(r"[A-Za-z0-9:_.@\\-]+"),
+    "not-started": re.compile(r"[A-Za-z0-9:_.@\\-]+"),
     "no-failed-units": None,
     "merged": re.compile(r"[A-Za-z0-9_.-]+"),
     "file": re.compile(r"/\S+"),
@@ -71,7 +74,8 @@ def parse_assertion(text: str, where: str) -> str:
 
 
 _EXAMPLES = {"active": "chronyd.service", "started": "glean@ens2.service",
-             "not-failed": "waagent.service", "merged": "azure-oem", "file": "/usr/bin/glean",
+             "not-failed": "waagent.service", "not-started": "migrate.service",
+             "merged": "azure-oem", "file": "/usr/bin/glean",
              "user": "_chrony", "address": "192.0.2.10/24", "journal-lacks": "TEXT",
              "run": "COMMAND"}
 

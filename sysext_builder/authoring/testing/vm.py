@@ -64,6 +64,10 @@ class VMSpec:
     #: relative path in the VM -> symlink target
     links: Mapping[str, str] = field(default_factory=dict)
     config_drive: Path | None = None
+    #: more disk images (e.g. an OEM partition's file system), attached read-only
+    drives: Sequence[Path] = ()
+    #: more /etc/fstab lines (e.g. "LABEL=OEM /oem ext4 ro,nofail 0 2")
+    fstab: Sequence[str] = ()
     memory_mb: int = 1024
     settle_s: int = 240
 
@@ -173,8 +177,9 @@ def _write_payload(spec: VMSpec, upper: Path) -> None:
         dest = upper / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, dest)
+    fstab = "".join(line + "\n" for line in ["/dev/vda / ext4 rw 0 1", *spec.fstab])
     for rel, text in {"etc/machine-id": _MACHINE_ID, "etc/hostname": "sysext-boot\n",
-                      "etc/fstab": "/dev/vda / ext4 rw 0 1\n", **spec.files}.items():
+                      "etc/fstab": fstab, **spec.files}.items():
         dest = upper / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(text)
@@ -200,20 +205,40 @@ def make_root_disk(spec: VMSpec, workdir: Path) -> Path:
     return disk
 
 
+def update_check(disk: Path, spec: VMSpec, workdir: Path) -> None:
+    """Replace the assertions on a root disk of an earlier boot (the next boot of
+    the same VM checks other things); nothing else on it changes."""
+    debugfs = runner.require_tool("debugfs")
+    new = workdir / "assertions"
+    new.write_text("".join(a + "\n" for a in spec.assertions))
+    commands = workdir / "debugfs.cmd"
+    commands.write_text(f"rm /etc/sysext-boot/assertions\n"
+                        f"write {new} /etc/sysext-boot/assertions\n")
+    runner.run([debugfs, "-w", "-f", str(commands), str(disk)],
+               what="updating the boot check on the VM's disk")
+
+
+def make_drive(source: Path, label: str, workdir: Path) -> Path:
+    """An ext4 file system labelled ``label`` holding ``source``'s files."""
+    drive = workdir / f"{label}.img"
+    size_mb = _tree_size(source) // 2**20 * 3 // 2 + 16
+    runner.run(["mkfs.ext4", "-q", "-F", "-L", label, "-d", str(source), str(drive),
+                f"{size_mb}M"], what=f"making the {label} drive")
+    return drive
+
+
 def make_config_drive(source: Path, workdir: Path) -> Path:
     """An ext4 file system labelled ``config-2`` holding ``source``'s files."""
     if not (source / "openstack").is_dir():
         raise UsageError(f"config drive {source}: no openstack/ directory in it",
                          hint="lay it out as openstack/latest/meta_data.json, "
                               "network_data.json")
-    drive = workdir / "config-2.img"
-    runner.run(["mkfs.ext4", "-q", "-F", "-L", "config-2", "-d", str(source), str(drive), "16M"],
-               what="making the config drive")
-    return drive
+    return make_drive(source, "config-2", workdir)
 
 
 def qemu_argv(kernel: Path, initrd: Path, disk: Path, workdir: Path, *,
-              config_drive: Path | None, memory_mb: int, kvm: bool) -> list[str]:
+              config_drive: Path | None, memory_mb: int, kvm: bool,
+              drives: Sequence[Path] = ()) -> list[str]:
     argv = [runner.require_tool("qemu-system-x86_64"),
             "-machine", "q35", "-m", str(memory_mb), "-smp", "2",
             "-display", "none", "-monitor", "none", "-no-reboot",
@@ -225,8 +250,8 @@ def qemu_argv(kernel: Path, initrd: Path, disk: Path, workdir: Path, *,
             "-serial", f"file:{workdir / 'console.log'}",
             "-serial", f"file:{workdir / 'results.log'}"]
     argv += ["-accel", "kvm", "-cpu", "host"] if kvm else ["-accel", "tcg", "-cpu", "max"]
-    if config_drive is not None:
-        argv += ["-drive", f"file={config_drive},if=virtio,format=raw,readonly=on"]
+    for drive in ([config_drive] if config_drive is not None else []) + list(drives):
+        argv += ["-drive", f"file={drive},if=virtio,format=raw,readonly=on"]
     return argv
 
 
@@ -239,20 +264,29 @@ class BootRun:
     seconds: float
     accel: str
     timed_out: bool
+    #: the root disk: pass it to the next :func:`boot` to boot the same VM again
+    disk: Path
 
 
-def boot(spec: VMSpec, workdir: Path, timeout_s: float) -> BootRun:
-    """Boot ``spec`` once; qemu never outlives ``timeout_s``."""
+def boot(spec: VMSpec, workdir: Path, timeout_s: float, *,
+         root_disk: Path | None = None) -> BootRun:
+    """Boot ``spec`` once; qemu never outlives ``timeout_s``.  With ``root_disk``
+    (of an earlier boot) the VM boots again with what it wrote kept, and only
+    the assertions replaced."""
     if os.geteuid() != 0:
         raise EnvironmentUnusableError("the boot test needs root",
                                        hint="it mounts an overlay over the base")
     kernel, initrd = kernel_of(spec.base)
-    disk = make_root_disk(spec, workdir)
+    if root_disk is None:
+        disk = make_root_disk(spec, workdir)
+    else:
+        disk = root_disk
+        update_check(disk, spec, workdir)
     drive = make_config_drive(spec.config_drive, workdir) if spec.config_drive else None
     kvm = kvm_works(kernel, workdir)
     accel = "kvm" if kvm else "tcg"
     argv = qemu_argv(kernel, initrd, disk, workdir, config_drive=drive,
-                     memory_mb=spec.memory_mb, kvm=kvm)
+                     memory_mb=spec.memory_mb, kvm=kvm, drives=spec.drives)
     LOG.info("boot: %s with %s (%s), at most %d s", kernel.name, accel,
              ", ".join(i.name for i in spec.images) or "no images", timeout_s)
     started = time.monotonic()
@@ -265,7 +299,7 @@ def boot(spec: VMSpec, workdir: Path, timeout_s: float) -> BootRun:
     text = results.read_text("utf-8", "replace") if results.exists() else ""
     LOG.info("boot: finished in %.0f s%s", seconds, " (timed out)" if timed_out else "")
     return BootRun(results=_strip_cr(text), console=workdir / "console.log", seconds=seconds,
-                   accel=accel, timed_out=timed_out)
+                   accel=accel, timed_out=timed_out, disk=disk)
 
 
 def _strip_cr(text: str) -> str:

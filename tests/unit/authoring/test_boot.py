@@ -133,6 +133,25 @@ class TestDisk(TestCase):
         self.assertEqual("/dev/vda / ext4 rw 0 1\n", (upper / "etc/fstab").read_text())
 
 
+class TestNextBoot(TestCase):
+
+    def test_update_check_replaces_only_the_assertions(self) -> None:
+        work = Path(self.useFixture(fixtures.TempDir()).path)
+        calls: list[list[str]] = []
+        self.useFixture(fixtures.MonkeyPatch("sysext_builder.runner.require_tool",
+                                             lambda tool: f"/sbin/{tool}"))
+        self.useFixture(fixtures.MonkeyPatch("sysext_builder.runner.run",
+                                             lambda argv, **kw: calls.append(list(argv))))
+        spec = vm.VMSpec(base=work, images=[], assertions=["not-started a.service"])
+        vm.update_check(work / "root.img", spec, work)
+        self.assertEqual([["/sbin/debugfs", "-w", "-f", str(work / "debugfs.cmd"),
+                           str(work / "root.img")]], calls)
+        self.assertEqual(f"rm /etc/sysext-boot/assertions\n"
+                         f"write {work / 'assertions'} /etc/sysext-boot/assertions\n",
+                         (work / "debugfs.cmd").read_text())
+        self.assertEqual("not-started a.service\n", (work / "assertions").read_text())
+
+
 class TestQemu(TestCase):
 
     def test_argv(self) -> None:
@@ -150,6 +169,10 @@ class TestQemu(TestCase):
         self.assertLess(argv.index("file:/w/console.log"), argv.index("file:/w/results.log"))
         self.assertIn("file=/w/c.img,if=virtio,format=raw,readonly=on", argv)
         self.assertIn("-no-reboot", argv)
+        oem = vm.qemu_argv(Path("/b/vmlinuz"), Path("/b/initrd"), work / "root.img", work,
+                           config_drive=None, memory_mb=768, kvm=False,
+                           drives=[work / "OEM.img"])
+        self.assertIn("file=/w/OEM.img,if=virtio,format=raw,readonly=on", oem)
         kvm = vm.qemu_argv(Path("/b/vmlinuz"), Path("/b/initrd"), work / "root.img", work,
                            config_drive=None, memory_mb=768, kvm=True)
         self.assertEqual(["-accel", "kvm", "-cpu", "host"], kvm[-4:])
