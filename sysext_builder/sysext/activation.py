@@ -172,12 +172,21 @@ def udev_unit_name(name: str) -> str:
     return f"{name}-udev.service"
 
 
-def write_udev_reload(root: Path, name: str) -> list[str]:
+def _has_udevadm(tree: Path) -> bool:
+    return any(os.path.lexists(tree / d / "udevadm") for d in ("usr/bin", "bin", "usr/sbin"))
+
+
+def write_udev_reload(root: Path, name: str, base: Path | None = None) -> list[str]:
     """When the image ships udev rules: a unit that reloads udevd and replays
     the devices they match, enabled in sysinit.target (udevd may have read its
-    rules before the merge).  Returns the paths written."""
+    rules before the merge).  Not when the ``base`` has no udev (nothing
+    would read the rules).  Returns the paths written."""
     subsystems = udev_subsystems(root)
     if subsystems == []:
+        return []
+    if base is not None and not (_has_udevadm(base) or _has_udevadm(root)):
+        LOG.info("unit activation: the base has no udevadm: %s's udev rules are not "
+                 "replayed after the merge", name)
         return []
     match = " ".join(f"--subsystem-match={s}" for s in subsystems or ())
     unit = "\n".join([

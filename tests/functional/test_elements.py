@@ -436,7 +436,9 @@ class TestOnDebianBase(testtools.TestCase, AzureTreeChecks):
     def test_wants_links_and_upholds_name_existing_units(self) -> None:
         self.assertIn(f"{UNIT_DIR}/multi-user.target.wants/waagent.service",
                       wants_links(self.tree))
-        self.assertEqual(["waagent.service"], upheld(self.tree))
+        # waagent by its upholds declaration, the activation unit by sysinit.target
+        self.assertEqual(["oem-azure-activate.service", "waagent.service"],
+                         sorted(upheld(self.tree)))
         self.assertEqual("", self.command("links").strip())
 
     def test_tmpfiles_apply_and_keep_the_admins_config(self) -> None:

@@ -114,6 +114,14 @@ class TestUdev(TestCase):
         self.assertEqual("../img-udev.service", os.readlink(self.root / written[1]))
         self.assertTrue(written[1].endswith("sysinit.target.wants/img-udev.service"))
 
+    def test_a_base_without_udev_gets_no_unit(self) -> None:
+        (self.rules / "60-a.rules").write_text('SUBSYSTEM=="net", RUN+="x"\n')
+        base = self.root / "base"
+        (base / "usr/bin").mkdir(parents=True)
+        self.assertEqual([], activation.write_udev_reload(self.root, "img", base))
+        (base / "usr/bin/udevadm").write_text("")
+        self.assertEqual(2, len(activation.write_udev_reload(self.root, "img", base)))
+
     def test_a_rule_without_subsystem_replays_everything(self) -> None:
         (self.rules / "60-a.rules").write_text('SUBSYSTEM=="net", RUN+="x"\n')
         (self.rules / "99-b.rules").write_text('ACTION=="add", ATTR{x}=="1", RUN+="y"\n')
