@@ -37,7 +37,7 @@ from sysext_builder.log import Timings, step
 from sysext_builder.model import discovery, graph, phases
 from sysext_builder.model.element import Element, target_requirements
 from sysext_builder.model.graph import Catalog, Resolution
-from sysext_builder.output import manifest, place
+from sysext_builder.output import manifest, oem, place
 from sysext_builder.staging import buildenv, debian, environment, executor
 from sysext_builder.staging.base import BaseTree, open_base
 from sysext_builder.staging.overlay import INSIDE, Overlay, extract
@@ -270,9 +270,11 @@ def place_outputs(b: _Build, drivers: list[OutputFormat], fields: Mapping[str, s
         b.result.images = [img["path"] for img in images]
         b.result.checksums = [img["checksum_file"] for img in images if "checksum_file" in img]
         b.result.artifacts = place.stage_artifacts(b.ws.artifacts, out)
+        partition = oem.stage_partition(b.config, b.target.name, images, b.ws.artifacts, out)
         text = place.manifest_text(b.config, b.target.name, elements=b.elements,
                                    fields=fields, files=files, images=images,
-                                   artifacts=b.result.artifacts, extra=b.installer.records)
+                                   artifacts=b.result.artifacts,
+                                   extra={**b.installer.records, **partition.record})
         b.result.manifest = out.text(f"{b.target.name}.manifest.json", text)
         out.commit()
     finally:

@@ -55,6 +55,10 @@ class BuildConfig:
     sysext_level: str | None = None
     scope: str | None = None
     checksum: bool = False
+    #: ``--oem-partition DIR``: also write Flatcar's OEM partition tree (output/oem.py)
+    oem_partition: Path | None = None
+    #: ``--no-activate``: without the flag file ``sysext/active-oem-ID``
+    oem_no_activate: bool = False
     workdir: Path | None = None
     keep_workdir: bool = False
     trace: bool = False
@@ -189,6 +193,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("checksum", _OUT, kind="flag", field="checksum", per_image=True, inherited=True,
            help="also write NAME.raw.sha256 and SHA256SUMS (sha256sum format); --config "
                 "and --sysupdate runs always write SHA256SUMS"),
+    Option("oem-partition", _OUT, kind="path", metavar="DIR", field="oem_partition",
+           per_image=True,
+           help="for an OEM image (oem-common), also write the OEM partition's tree into "
+                "DIR: oem-release, grub.cfg, sysext/oem-ID-VERSION.raw and the empty flag "
+                "sysext/active-oem-ID; other files in DIR are kept; needs -t squashfs or "
+                "erofs"),
+    Option("no-activate", _OUT, kind="flag", field="oem_no_activate", per_image=True,
+           help="with --oem-partition, do not write the flag sysext/active-oem-ID (an "
+                "existing one is kept)"),
     Option("arch", _ID, short="-a", metavar="ARCH", field="arch", per_image=True,
            inherited=True,
            help="ARCHITECTURE in systemd's spelling (x86-64, arm64, ...) or _any "

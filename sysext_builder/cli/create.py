@@ -129,6 +129,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--jobs must be at least 1")
     if args.sysupdate and not args.image_version:
         raise UsageError("--sysupdate needs --image-version VERSION")
+    if args.config is not None and (args.oem_partition or args.no_activate):
+        raise UsageError("--oem-partition and --no-activate are per image with --config",
+                         hint="set oem-partition (and no-activate) in the image's options:")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

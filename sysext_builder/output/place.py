@@ -20,7 +20,7 @@ from sysext_builder.config import BuildConfig
 from sysext_builder.errors import OutputError, UsageError
 from sysext_builder.fileutil import remove_path, sha256_file
 from sysext_builder.log import Timings, step
-from sysext_builder.output import manifest
+from sysext_builder.output import manifest, oem
 from sysext_builder.output.atomic import commit, temp_path_for
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ def compression_for(config: BuildConfig, fmt: str) -> str | None:
 
 
 def load_formats(config: BuildConfig) -> list[OutputFormat]:
-    """Format drivers, checked (tools, compression, name clashes) before any work."""
+    """Format drivers, checked (tools, compression, name clashes, what
+    ``--oem-partition`` needs) before any work."""
     drivers = [formats.get(name) for name in config.formats]
     suffixes: dict[str, str] = {}
     for drv in drivers:
@@ -55,6 +56,7 @@ def load_formats(config: BuildConfig) -> list[OutputFormat]:
         suffixes[drv.suffix] = drv.name
         drv.require_tools()
         drv.resolve_compression(compression_for(config, drv.name))
+    oem.check_request(config, list(suffixes))
     return drivers
 
 
@@ -67,9 +69,21 @@ class Outputs:
 
     def reserve(self, name: str) -> tuple[Path, Path]:
         final = self.directory / name
+        return self.reserve_at(final), final
+
+    def reserve_at(self, final: Path) -> Path:
+        """A temporary name beside ``final``, which may lie outside the output
+        directory (``--oem-partition``); committed with the rest."""
         tmp = temp_path_for(final)
         self.pending.append((tmp, final))
-        return tmp, final
+        return tmp
+
+    def temp_of(self, final: Path) -> Path:
+        """The temporary name ``final`` is being written under."""
+        for tmp, pending in self.pending:
+            if pending == final:
+                return tmp
+        raise KeyError(final)
 
     def text(self, name: str, text: str) -> Path:
         tmp, final = self.reserve(name)

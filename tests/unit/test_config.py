@@ -99,8 +99,25 @@ class TestOptionsTable(testtools.TestCase):
     def test_per_image_options_are_those_an_image_may_differ_in(self) -> None:
         self.assertEqual({"compression", "checksum", "arch", "os-release", "os-id",
                           "os-version-id", "sysext-level", "scope", "target-systemd", "base",
-                          "strict"},
+                          "strict", "oem-partition", "no-activate"},
                          set(config.per_image_options()))
+
+    def test_oem_partition_options_give_the_build_config(self) -> None:
+        from sysext_builder.cli import create
+
+        parser = create.build_parser()
+        args = parser.parse_args(["qemu-oem", "--oem-partition", "part", "--no-activate"])
+        cfg = config.from_values(vars(args), elements=args.elements, environ={})
+        self.assertEqual(Path("part"), cfg.oem_partition)
+        self.assertTrue(cfg.oem_no_activate)
+        args = parser.parse_args(["qemu-oem"])
+        cfg = config.from_values(vars(args), elements=args.elements, environ={})
+        self.assertIsNone(cfg.oem_partition)
+        self.assertFalse(cfg.oem_no_activate)
+        self.assertEqual(["--oem-partition", str(Path("part").absolute())],
+                         config.option_argv(config.BY_NAME["oem-partition"], "part"))
+        self.assertNotIn("--oem-partition", config.inherited_argv(
+            {"oem_partition": "part", "no_activate": True}), "one partition per image")
 
     def test_option_argv(self) -> None:
         flag, path = config.BY_NAME["strict"], config.BY_NAME["base"]
