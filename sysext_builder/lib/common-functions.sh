@@ -34,6 +34,14 @@ sysext_upholds_unit() {
     echo "upholds $*" >> "${SYSEXT_UNITS_FILE:?not running under sysext-create}"
 }
 
+# Enable the service UNIT (as sysext_enable_unit) and run it once per version of
+# the extension: a drop-in adds ConditionPathExists=!MARKER and writes the marker
+# /var/lib/NAME/once/UNIT-VERSION after a successful start.
+sysext_once_unit() {
+    [ $# -ge 1 ] && [ $# -le 2 ] || die "usage: sysext_once_unit UNIT [TARGET]"
+    echo "once $*" >> "${SYSEXT_UNITS_FILE:?not running under sysext-create}"
+}
+
 # Install SRC into the staging root at DEST (absolute inside the image) with MODE.
 sysext_install_file() {
     [ $# -ge 2 ] || die "usage: sysext_install_file SRC DEST [MODE]"

@@ -43,10 +43,10 @@ def assemble(root: Path, name: str, release_fields: Mapping[str, str],
     """
     # systemd-sysext would silently ignore etc/ and var/: lower them into usr/ first
     lowered = tree.lower_etc_var(root, strict=strict, name=name)
-    for rel in units.apply_units(root, declarations(unit_files), name):
+    for rel in units.apply_units(root, declarations(unit_files), name, fields=release_fields):
         LOG.info("enabled unit: %s", rel)
     # udev rules first: their unit is enabled in sysinit.target, which activation starts
-    activation.write_udev_reload(root, name)
+    activation.write_udev_reload(root, name, base)
     activation.write_activation(root, name)
     if not os.path.lexists(root / "usr"):
         (root / "usr").mkdir(mode=0o755)  # a metadata-only extension: just its release file

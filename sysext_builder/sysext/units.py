@@ -7,6 +7,7 @@ declaration a line::
     # comment (also after a declaration); blank lines are ignored
     enable UNIT [TARGET]
     upholds UNIT [TARGET]
+    once UNIT [TARGET]
 
 ``enable``
     creates ``usr/lib/systemd/system/TARGET.wants/UNIT -> ../UNIT-FILE``.
@@ -21,6 +22,10 @@ declaration a line::
     alone counts only when something restarts TARGET (Flatcar's
     ``ensure-sysext.service`` does).  systemd 252 does not reload after a merge,
     so there both need such a unit in the base.
+``once``
+    the same ``.wants`` link plus a drop-in ``UNIT.d/10-NAME-once.conf`` that
+    makes the service run once per version of the extension (a marker under
+    ``/var/lib/NAME/once/``): see :mod:`.once`.
 
 UNIT is a unit name (``waagent.service``); an instance ``glean@eth0.service``
 uses the template file ``glean@.service`` when there is no file of its own; a
@@ -40,18 +45,19 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sysext_builder.errors import ElementFormatError, TreeRuleError
+from sysext_builder.sysext import once
 from sysext_builder.sysext.tree import ensure_dirs
 
 LOG = logging.getLogger(__name__)
 
 SYSTEM_UNIT_DIR = "usr/lib/systemd/system"
 USER_UNIT_DIR = "usr/lib/systemd/user"
-VERBS = ("enable", "upholds")
+VERBS = ("enable", "upholds", "once")
 UNIT_TYPES = ("service", "socket", "device", "mount", "automount", "swap", "target", "path",
               "timer", "slice", "scope")
 _UNIT_RE = re.compile(r"(?P<prefix>[A-Za-z0-9:_.\\-]+)(?:@(?P<instance>[A-Za-z0-9:_.\\@-]*))?"
@@ -63,7 +69,7 @@ _MAX_LINKS = 8
 class UnitDecl:
     """One line of a ``units`` file."""
 
-    verb: str  # "enable" or "upholds"
+    verb: str  # one of VERBS
     unit: str
     target: str | None
     source: str  # "FILE:LINE"
@@ -86,8 +92,9 @@ def parse_units(path: Path) -> list[UnitDecl]:
             continue
         source = f"{path}:{lineno}"
         if words[0] not in VERBS or len(words) not in (2, 3):
-            raise ElementFormatError(f"{source}: expected 'enable UNIT [TARGET]' or "
-                                     f"'upholds UNIT [TARGET]', got {raw.strip()!r}")
+            raise ElementFormatError(f"{source}: expected 'enable UNIT [TARGET]', "
+                                     f"'upholds UNIT [TARGET]' or 'once UNIT [TARGET]', "
+                                     f"got {raw.strip()!r}")
         for name in words[1:]:
             if not valid_unit_name(name):
                 raise ElementFormatError(f"{source}: {name!r} is not a unit name",
@@ -204,17 +211,23 @@ def _place(root: Path, rel: str, *, link: str | None = None, text: str | None = 
     return True
 
 
-def apply_units(root: Path, decls: Sequence[UnitDecl], name: str) -> list[str]:
-    """Create the ``.wants`` links and ``Upholds=`` drop-ins; return created paths.
+def apply_units(root: Path, decls: Sequence[UnitDecl], name: str, *,
+                fields: Mapping[str, str] | None = None) -> list[str]:
+    """Create the ``.wants`` links and ``Upholds=``/once drop-ins; return created paths.
 
-    ``name`` is the extension's name (it names the drop-ins).  Paths are
-    relative to ``root``, in creation order, without duplicates.
+    ``name`` is the extension's name (it names the drop-ins); ``fields`` are
+    its extension-release fields (a ``once`` declaration needs its version).
+    Paths are relative to ``root``, in creation order, without duplicates.
     """
     created: list[str] = []
     for decl in decls:
         if decl.verb not in VERBS:
             raise TreeRuleError(f"{decl.source}: unknown verb {decl.verb!r}")
         resolved = _resolve(root, decl)
+        version = ""
+        if decl.verb == "once":  # checked before anything is created
+            once.check(name, resolved.name, decl.source)
+            version = once.version(fields, resolved.name, decl.source)
         for target in resolved.targets:
             # a relative link, like systemctl's, stays valid wherever the image is mounted
             rel = f"{SYSTEM_UNIT_DIR}/{target}.wants/{resolved.name}"
@@ -228,6 +241,11 @@ def apply_units(root: Path, decls: Sequence[UnitDecl], name: str) -> list[str]:
                 text = f"[Unit]\nUpholds={resolved.name}\n"
                 if _place(root, rel, text=text, source=decl.source):
                     created.append(rel)
+        if decl.verb == "once":
+            rel = f"{SYSTEM_UNIT_DIR}/{once.dropin_name(name, resolved.name)}"
+            if _place(root, rel, text=once.dropin_text(name, resolved.name, version),
+                      source=decl.source):
+                created.append(rel)
     for rel in created:
         LOG.info("unit enabling: created %s", rel)
     return created
