@@ -42,7 +42,7 @@ from sysext_builder.staging import buildenv, debian, environment, executor
 from sysext_builder.staging.base import BaseTree, open_base
 from sysext_builder.staging.overlay import INSIDE, Overlay, extract
 from sysext_builder.staging.workspace import Workspace
-from sysext_builder.sysext import activation, release, users
+from sysext_builder.sysext import activation, oemlink, release, users
 from sysext_builder.sysext.assemble import assemble as assemble_tree
 
 LOG = logging.getLogger(__name__)
@@ -269,6 +269,10 @@ def place_outputs(b: _Build, drivers: list[OutputFormat], fields: Mapping[str, s
                                    out=out, timings=b.result.timings)
         b.result.images = [img["path"] for img in images]
         b.result.checksums = [img["checksum_file"] for img in images if "checksum_file" in img]
+        if b.config.oem_partition is not None:
+            # for bases without Flatcar's own OEM activation (doc/booting.rst)
+            helper = b.ws.artifacts / oemlink.HELPER_UNIT
+            helper.write_text(oemlink.helper_unit(), encoding="utf-8")
         b.result.artifacts = place.stage_artifacts(b.ws.artifacts, out)
         partition = oem.stage_partition(b.config, b.target.name, images, b.ws.artifacts, out)
         text = place.manifest_text(b.config, b.target.name, elements=b.elements,
