@@ -18,6 +18,7 @@ from sysext_builder import builder
 from sysext_builder.config import BuildConfig
 from sysext_builder.errors import OutputError, UsageError
 from sysext_builder.output import oem, place
+from sysext_builder.sysext import oemlink
 from tests.base import require
 from tests.unit.output.test_place import DirFormat, FakeFormat, listing
 
@@ -91,8 +92,10 @@ class TestNewPartition(OemTestCase):
                           ("sysext/active-oem-qemu", 0o644)):
             self.assertEqual(mode, (self.part / rel).stat().st_mode & 0o7777, rel)
         self.assertEqual([], self.hidden(self.dir), "no temporary left beside DIR")
-        self.assertEqual(["grub.cfg", "oem-qemu.manifest.json", "oem-qemu.raw", "oem-release"],
-                         listing(self.out), "the usual outputs are still written")
+        self.assertEqual(["grub.cfg", "oem-qemu.manifest.json", "oem-qemu.raw", "oem-release",
+                          oemlink.HELPER_UNIT], listing(self.out),
+                         "the usual outputs are still written, and the OEM helper")
+        self.assertEqual(oemlink.helper_unit(), (self.out / oemlink.HELPER_UNIT).read_text())
         assert b.result.manifest is not None
         record = json.loads(b.result.manifest.read_text())["oem_partition"]
         self.assertEqual({"id": "qemu", "version": "2.0", "activated": True}, {
