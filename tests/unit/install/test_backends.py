@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -23,10 +24,14 @@ class FakeTarget:
         self.output = output
         self.streamed: list[tuple[list[str], str, dict[str, str]]] = []
         self.captured: list[list[str]] = []
+        self.fail_next_install = False
 
     def stream(self, argv: Sequence[str], what: str,
                env: Mapping[str, str] | None = None) -> None:
         self.streamed.append((list(argv), what, dict(env or {})))
+        if self.fail_next_install and "install" in argv:
+            self.fail_next_install = False
+            raise InstallError(f"{what} exited with status 100")
 
     def capture(self, argv: Sequence[str]) -> str:
         self.captured.append(list(argv))
@@ -96,6 +101,54 @@ class TestAptBackend(testtools.TestCase):
         self.assertEqual("apt-get", argvs[0][0])
         self.assertIn("-y", argvs[0])
         self.assertIn("Dpkg::Options::=--force-confold", argvs[0])
+
+    def whats(self) -> list[str]:
+        return [what for _, what, _ in self.target.streamed]
+
+    def test_lists_are_refreshed_only_when_stale_or_the_sources_changed(self) -> None:
+        lists = self.backend.binds(self.cache, "debian-12")[1][0]
+        self.target.output = "deb http://deb.debian.org/debian bookworm main\n"
+        self.backend.install(self.target, ["jq"], offline=False)
+        self.assertEqual(["apt-get update", "apt-get install jq"], self.whats())
+        (lists / "x_Packages").write_text("")  # apt-get update would have written them
+        for output, expected in ((self.target.output, ["apt-get install jq"]),
+                                 ("deb http://other/debian bookworm main\n",
+                                  ["apt-get update", "apt-get install jq"])):
+            self.target.streamed.clear()
+            self.target.output = output
+            backend = apt.AptBackend()
+            backend.binds(self.cache, "debian-12")
+            backend.install(self.target, ["jq"], offline=False)
+            self.assertEqual(expected, self.whats(), output)
+        stamp = lists / apt._STAMP
+        sources = json.loads(stamp.read_text())["sources"]
+        stamp.write_text(json.dumps({"sources": sources, "time": 0}))  # refreshed in 1970
+        self.target.streamed.clear()
+        backend = apt.AptBackend()
+        backend.binds(self.cache, "debian-12")
+        backend.install(self.target, ["jq"], offline=False)
+        self.assertEqual(["apt-get update", "apt-get install jq"], self.whats(), "stale")
+        self.target.streamed.clear()
+        self.useFixture(fixtures.EnvironmentVariable(apt.REFRESH_ENV, "always"))
+        backend = apt.AptBackend()
+        backend.binds(self.cache, "debian-12")
+        backend.install(self.target, ["jq"], offline=False)
+        self.assertEqual(["apt-get update", "apt-get install jq"], self.whats(), "forced")
+
+    def test_a_failure_on_old_lists_refreshes_and_retries_once(self) -> None:
+        lists = self.backend.binds(self.cache, "debian-12")[1][0]
+        self.backend.install(self.target, ["jq"], offline=False)  # writes the stamp
+        (lists / "x_Packages").write_text("")
+        self.target.streamed.clear()
+        backend = apt.AptBackend()
+        backend.binds(self.cache, "debian-12")
+        self.target.fail_next_install = True
+        backend.install(self.target, ["jq"], offline=False)
+        self.assertEqual(["apt-get install jq", "apt-get update", "apt-get install jq"],
+                         self.whats())
+
+    def test_dpkg_does_not_fsync_in_the_throwaway_overlay(self) -> None:
+        self.assertIn("Dpkg::Options::=--force-unsafe-io", apt._APT)
 
     def test_remove_purges_with_autoremove(self) -> None:
         self.backend.remove(self.target, ["gcc", "make"])
