@@ -1,7 +1,9 @@
-"""File helpers every layer uses: content hashes and removal of what the builder made."""
+"""File helpers every layer uses: content hashes, removal of what the builder made,
+and writes kept inside a tree (see "Containment" in doc/design.rst)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -45,3 +47,152 @@ def remove_tree(path: Path) -> None:
         path.unlink()
     elif path.exists():
         shutil.rmtree(path, onerror=lambda f, p, e: _rmtree_onerror(f, p, e[1]))
+
+
+# Containment: what the builder writes into a tree (staging root, overlay upper
+# layer, image) goes through directory file descriptors opened one component at
+# a time with O_NOFOLLOW, so no symlink in the tree can send a write to the host.
+# A symlink met on the way, or a non-directory where a directory is expected, is
+# refused (not resolved): inside an image a link means something else once
+# merged on the target, and the builder never needs to write through one.
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_EXCL: never an existing file, nor a symlink (not even a dangling one)
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class NotContained(Exception):
+    """A write into a tree would leave it or pass through a symlink.
+
+    ``path`` is relative to the tree's root; callers turn this into their
+    one-line error (it is not a user error by itself: it names no element).
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path} {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def _parts(rel: str) -> list[str]:
+    parts = [p for p in rel.split("/") if p and p != "."]
+    if ".." in parts:
+        raise NotContained(rel, "contains '..'")
+    return parts
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` for a one-line message: escaped when it is not printable, cut when long."""
+    shown = text if text.isprintable() else repr(text)
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+def _describe(dir_fd: int, name: str) -> str:
+    """Why ``name`` cannot be entered: a symlink (and where it points) or not a directory."""
+    try:
+        st = os.lstat(name, dir_fd=dir_fd)
+    except OSError:
+        return "cannot be opened"
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            return f"is a symlink (to {_printable(os.readlink(name, dir_fd=dir_fd))})"
+        except OSError:
+            return "is a symlink"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory"
+    if stat.S_ISREG(st.st_mode):
+        return "is not a directory"
+    return "is a special file"
+
+
+def _enter(dir_fd: int, name: str, done: str, *, create: bool, mode: int) -> int:
+    """Open the directory ``name`` below ``dir_fd`` (made with ``mode`` when missing)."""
+    for _ in range(2):  # a concurrent mkdir between the two calls: open again
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+        except OSError as exc:
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise NotContained(done, _describe(dir_fd, name)) from None
+            raise
+        try:
+            os.mkdir(name, mode, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        os.fchmod(fd, mode)  # not the umask's
+        return fd
+    return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def open_dir_in(root: Path | int, rel: str, *, create: bool = False, mode: int = 0o755) -> int:
+    """A new fd of the directory ``root/rel``, every component a real directory.
+
+    ``root`` is a path (trusted: symlinks in it are followed) or a directory
+    fd (not closed).  Missing directories are made with ``mode`` when
+    ``create``, else :class:`FileNotFoundError`.  A symlink, a file or ``..``
+    on the way is :class:`NotContained` naming the root-relative path.
+    """
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if not isinstance(
+        root, int) else os.dup(root)
+    done: list[str] = []
+    try:
+        for part in _parts(rel):
+            done.append(part)
+            new = _enter(fd, part, "/".join(done), create=create, mode=mode)
+            os.close(fd)
+            fd = new
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def makedirs_in(root: Path | int, rel: str, mode: int = 0o755) -> None:
+    """``mkdir -p root/rel`` without passing any symlink (see :func:`open_dir_in`)."""
+    os.close(open_dir_in(root, rel, create=True, mode=mode))
+
+
+def open_file_in(dir_fd: int, name: str, mode: int = 0o644, *, where: str = "") -> int:
+    """A new regular file ``name`` in ``dir_fd``, open for writing, never through a link.
+
+    A regular file already there is replaced (unlinked first, so a hard link
+    to a file outside the tree is not written through); a symlink, directory
+    or special file there is :class:`NotContained` naming ``where`` (the
+    root-relative path).
+    """
+    try:  # what is there is looked at, not opened (a fifo would hang, a device act)
+        st = os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISREG(st.st_mode):
+            raise NotContained(where or name, _describe(dir_fd, name))
+        os.unlink(name, dir_fd=dir_fd)
+    try:
+        fd = os.open(name, _FILE_FLAGS, mode, dir_fd=dir_fd)
+    except FileExistsError:
+        raise NotContained(where or name, "appeared while it was written") from None
+    try:
+        os.fchmod(fd, mode)  # not the umask's
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_file_in(root: Path | int, rel: str, data: bytes, mode: int = 0o644, *,
+                  dir_mode: int = 0o755) -> None:
+    """Write ``data`` to ``root/rel`` (parents made with ``dir_mode``), all inside ``root``."""
+    parent, _, name = rel.rstrip("/").rpartition("/")
+    if not name or name in (".", ".."):
+        raise NotContained(rel, "is not a file name")
+    dir_fd = open_dir_in(root, parent, create=True, mode=dir_mode)
+    try:
+        fd = open_file_in(dir_fd, name, mode, where=rel)
+    finally:
+        os.close(dir_fd)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)

@@ -42,6 +42,34 @@ sysext_once_unit() {
     echo "once $*" >> "${SYSEXT_UNITS_FILE:?not running under sysext-create}"
 }
 
+# Containment: die unless every existing component of DEST (absolute inside the
+# image) below $TARGET_ROOT is a real directory and the last one is no symlink,
+# so nothing is written through a symlink out of the tree (sysext_remove checks
+# that the resolved parent stays inside).  Inside the chroot ($TARGET_ROOT is /)
+# the chroot itself keeps writes inside.
+_sysext_contained() {
+    local what=$1 dest=$2 root=${TARGET_ROOT:?} sub="" part rest
+    case "/$dest/" in
+        */../*) die "$what: $dest contains '..'" ;;
+    esac
+    [ "$root" != / ] || return 0
+    rest=${dest#/}
+    while [ -n "$rest" ]; do
+        part=${rest%%/*}
+        if [ "$part" = "$rest" ]; then rest=""; else rest=${rest#*/}; fi
+        if [ -z "$part" ] || [ "$part" = . ]; then continue; fi
+        sub="$sub/$part"
+        if [ -L "$root$sub" ]; then
+            die "$what: $sub is a symlink in the image (to $(readlink "$root$sub")):" \
+                "refusing to go through it"
+        fi
+        [ -e "$root$sub" ] || return 0
+        if [ -n "$rest" ] && [ ! -d "$root$sub" ]; then
+            die "$what: $sub is not a directory in the image"
+        fi
+    done
+}
+
 # Install SRC into the staging root at DEST (absolute inside the image) with MODE.
 sysext_install_file() {
     [ $# -ge 2 ] || die "usage: sysext_install_file SRC DEST [MODE]"
@@ -50,13 +78,18 @@ sysext_install_file() {
         /usr/*|/opt/*) ;;
         *) die "sysext_install_file: $dest is outside /usr and /opt" ;;
     esac
-    install -D -m "$mode" "$src" "${TARGET_ROOT:?}$dest"
+    _sysext_contained sysext_install_file "$dest"
+    install -D -T -m "$mode" "$src" "${TARGET_ROOT:?}$dest"
 }
 
 # Append tmpfiles.d lines to usr/lib/tmpfiles.d/NAME.conf in the image.
 sysext_tmpfiles() {
     [ $# -ge 2 ] || die "usage: sysext_tmpfiles NAME LINE..."
     local name=$1; shift
+    case "$name" in
+        */*|.|..|"") die "sysext_tmpfiles: bad name '$name'" ;;
+    esac
+    _sysext_contained sysext_tmpfiles "/usr/lib/tmpfiles.d/$name.conf"
     local dir="${TARGET_ROOT:?}/usr/lib/tmpfiles.d"
     mkdir -p "$dir"
     printf '%s\n' "$@" >> "$dir/$name.conf"

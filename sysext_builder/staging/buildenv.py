@@ -8,13 +8,16 @@ os-release > defaults the elements export from ``environment.d``.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sysext_builder import paths
+from sysext_builder import fileutil, paths
 from sysext_builder.config import BuildConfig, split_output
+from sysext_builder.errors import TreeRuleError
 from sysext_builder.model.element import Element
 from sysext_builder.staging.workspace import Workspace
 from sysext_builder.sysext import osrelease, release
@@ -134,8 +137,91 @@ def target(config: BuildConfig, defaults: Mapping[str, str], arch: str,
 
 
 def copy_static(elements: Sequence[Element], root: Path) -> None:
+    """Copy each element's ``static/`` into ``root``, in element order.
+
+    Nothing already in ``root`` is written through: a symlink (planted by an
+    earlier element's ``static/``, an ``extra-data.d`` hook or a chrooted
+    hook in the overlay's upper layer) or a file where ``static/`` needs a
+    directory, or a symlink or directory where it ships a file, is a
+    :class:`TreeRuleError` naming the element and both paths.  A later
+    element's regular file replaces an earlier one's (as in diskimage-builder).
+    """
     for element in elements:
         static = element.static_dir
         if static is not None:
             LOG.info("copying %s/static into the image", element.name)
-            shutil.copytree(static, root, symlinks=True, dirs_exist_ok=True)
+            _copy_tree(element.name, static, root)
+
+
+def _copy_tree(element: str, static: Path, root: Path) -> None:
+    modes: list[tuple[str, int]] = [("", stat.S_IMODE(static.stat().st_mode))]
+    stack = [""]
+    child = ""
+    try:
+        with _DirFd(root) as root_fd:
+            while stack:
+                rel = stack.pop()
+                with os.scandir(static / rel) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+                with _DirFd(root_fd, rel) as dest:
+                    for entry in entries:
+                        child = f"{rel}/{entry.name}" if rel else entry.name
+                        st = entry.stat(follow_symlinks=False)
+                        _copy_entry(element, entry, st, dest, child)
+                        if stat.S_ISDIR(st.st_mode):
+                            modes.append((child, stat.S_IMODE(st.st_mode)))
+                            stack.append(child)
+            for rel, mode in reversed(modes):  # like copytree: modes once the content is in
+                with _DirFd(root_fd, rel) as fd:
+                    os.fchmod(fd, mode)
+    except fileutil.NotContained as exc:
+        raise TreeRuleError(
+            f"element {element}: static/{child} cannot be copied: {exc} in the staging tree",
+            hint="the builder never writes through a symlink in the tree: ship the file at "
+                 "the link's target, or remove the link first") from None
+
+
+def _kind(mode: int) -> str:
+    return "fifo" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+
+
+def _copy_entry(element: str, entry: os.DirEntry[str], st: os.stat_result, dest: int,
+                child: str) -> None:
+    """One entry of ``static/`` into the directory ``dest`` (``child``: root-relative)."""
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            fileutil.makedirs_in(dest, entry.name)
+        except fileutil.NotContained as exc:
+            raise fileutil.NotContained(child, exc.reason) from None
+    elif stat.S_ISLNK(st.st_mode):
+        target = os.readlink(entry.path)
+        try:
+            os.symlink(target, entry.name, dir_fd=dest)
+        except FileExistsError:
+            there = os.lstat(entry.name, dir_fd=dest)
+            if not stat.S_ISLNK(there.st_mode) or os.readlink(entry.name, dir_fd=dest) != target:
+                raise fileutil.NotContained(child, "exists already") from None
+    elif stat.S_ISREG(st.st_mode):
+        src = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(src, "rb") as fin:
+            out = fileutil.open_file_in(dest, entry.name, 0o600, where=child)
+            with os.fdopen(out, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+                os.fchmod(fout.fileno(), stat.S_IMODE(st.st_mode))
+    else:
+        raise TreeRuleError(f"element {element}: static/{child} is a {_kind(st.st_mode)}: "
+                            "only files, directories and symlinks can be copied into the image",
+                            hint=f"remove it from {entry.path}")
+
+
+class _DirFd:
+    """``with _DirFd(root, rel) as fd``: a contained directory fd, closed on exit."""
+
+    def __init__(self, root: Path | int, rel: str = "") -> None:
+        self.fd = fileutil.open_dir_in(root, rel)
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)

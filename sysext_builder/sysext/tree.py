@@ -50,6 +50,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sysext_builder import fileutil
 from sysext_builder.errors import ConfigError, TreeRuleError
 from sysext_builder.sysext import links
 from sysext_builder.sysext.links import MERGED
@@ -231,17 +232,18 @@ def _plan_var(root: Path) -> _Plan:
 
 
 def ensure_dirs(root: Path, rel_dir: str, source: str = "") -> None:
-    """Create ``root/rel_dir`` (0755 each); a symlink or file on the way is an error."""
-    current = root
-    for part in rel_dir.split("/"):
-        current = current / part
-        if not os.path.lexists(current):
-            current.mkdir()
-            current.chmod(0o755)
-        elif current.is_symlink() or not current.is_dir():
-            where = f"{source}: " if source else ""
-            raise TreeRuleError(f"{where}{current.relative_to(root)} is not a real directory",
-                                hint="directories inside the image must be real directories")
+    """Create ``root/rel_dir`` (0755 each); a symlink or file on the way is an error.
+
+    Made through directory fds without following any symlink
+    (:func:`sysext_builder.fileutil.makedirs_in`), so nothing is created outside ``root``.
+    """
+    try:
+        fileutil.makedirs_in(root, rel_dir, 0o755)
+    except fileutil.NotContained as exc:
+        where = f"{source}: " if source else ""
+        what = exc.reason.removeprefix("is ")
+        raise TreeRuleError(f"{where}{exc.path} is not a real directory ({what})",
+                            hint="directories inside the image must be real directories") from None
 
 
 def _write_conf(root: Path, rel: str, header: str, lowerings: list[Lowering]) -> None:
