@@ -52,10 +52,38 @@ def add_element_path(p: argparse.ArgumentParser) -> None:
                         "packages and the built-in elements (repeatable; first hit wins)")
 
 
+#: characters of an error message or hint printed (a message can quote a 100 MB line)
+MAX_MESSAGE_CHARS = 500
+
+
+def _visible(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xff else f"\\u{code:04x}"
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` safe for one terminal line: control characters (newlines, escape
+    sequences) and undecodable file name bytes shown escaped, cut after ``limit``
+    printed characters with a count of the characters left out."""
+    parts: list[str] = []
+    used = 0
+    for char in text[:limit]:
+        shown = _visible(char)
+        if used + len(shown) > limit:
+            break
+        parts.append(shown)
+        used += len(shown)
+    if len(parts) < len(text):
+        parts.append(f"... ({len(text) - len(parts)} more characters)")
+    return "".join(parts)
+
+
 def report(prog: str, exc: SysextBuilderError) -> None:
-    print(f"{prog}: error: {exc.message}", file=sys.stderr)
+    print(f"{prog}: error: {one_line(exc.message)}", file=sys.stderr)
     if exc.hint:
-        print(f"{prog}: hint: {exc.hint}", file=sys.stderr)
+        print(f"{prog}: hint: {one_line(exc.hint)}", file=sys.stderr)
 
 
 def run(prog: str, debug: bool, body: Callable[[], int]) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sysext_builder import treeread
 from sysext_builder.errors import ElementFormatError, MissingElementError
 
 LOG = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ PHASES: tuple[str, ...] = (
     "finalise.d",
     "cleanup.d",
 )
+
+#: element files the model reads (element-deps, ...) larger than this are refused
+MAX_FILE_BYTES = 1024 * 1024
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -85,14 +89,21 @@ class Element:
         return self.file("environment.d")
 
 
-def _read_text(path: Path | str) -> str:
+def read_text(path: Path | str, limit: int = MAX_FILE_BYTES) -> str:
+    """An element file as text: a regular file of at most ``limit`` bytes, UTF-8.
+
+    A fifo, a device (or a link to one), a directory or a larger file is a
+    one-line :class:`ElementFormatError` naming the file, never a hang.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        data = treeread.read_regular(path, limit)
+    except treeread.ReadRefused as exc:
+        raise ElementFormatError(str(exc), hint="element files are regular files of at most "
+                                 f"{limit} bytes") from exc
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ElementFormatError(f"{path}: not UTF-8 text ({exc.reason})") from exc
-    except OSError as exc:
-        raise ElementFormatError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
 def read_name_list(path: Path | str) -> tuple[str, ...]:
@@ -102,7 +113,7 @@ def read_name_list(path: Path | str) -> tuple[str, ...]:
     are ignored; duplicates are dropped keeping the first.  Raises
     :class:`ElementFormatError` naming the file and line of a bad name.
     """
-    text = _read_text(path)
+    text = read_text(path)
     names: dict[str, None] = {}
     fullmatch = _NAME_RE.fullmatch
     for lineno, raw in enumerate(text.splitlines(), start=1):
@@ -127,7 +138,7 @@ def read_requirements(path: Path | str) -> tuple[str, ...]:
     duplicates are dropped keeping the first.  Raises
     :class:`ElementFormatError` when the file cannot be read as UTF-8 text.
     """
-    text = _read_text(path)
+    text = read_text(path)
     lines = (" ".join(raw.split("#", 1)[0].split()) for raw in text.splitlines())
     return tuple(dict.fromkeys(line for line in lines if line))
 

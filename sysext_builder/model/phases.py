@@ -119,23 +119,51 @@ def order_hooks(files: Iterable[HookFile]) -> tuple[list[Hook], list[str]]:
     return hooks, warnings
 
 
+def _stat(element: Element, phase: str, entry: os.DirEntry[str]) -> os.stat_result:
+    try:
+        return entry.stat()
+    except OSError as exc:
+        what = "a symlink that does not resolve" if entry.is_symlink() else "unreadable"
+        raise ElementFormatError(
+            f"element {element.name}: {entry.path}: {phase} entry is {what} "
+            f"({exc.strerror})", hint="remove it or point it at an executable file") from exc
+
+
 def _entries(element: Element, phase: str, directory: Path,
-             environ: Mapping[str, str]) -> Iterable[HookFile]:
-    with os.scandir(directory) as it:
-        entries = sorted(it, key=lambda e: e.name)
+             environ: Mapping[str, str], top: bool = True) -> Iterable[HookFile]:
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        raise ElementFormatError(f"element {element.name}: {directory}: cannot read "
+                                 f"{phase}: {exc.strerror}") from exc
     for entry in entries:
-        st = entry.stat()
+        st = _stat(element, phase, entry)
         # DIB's install types: install.d/<prefix>-<type>-install/ holds the hooks of
         # one way of installing (source, package, repo...); one is chosen per prefix
-        if stat.S_ISDIR(st.st_mode) and phase == "install.d":
+        if stat.S_ISDIR(st.st_mode) and phase == "install.d" and top:
             match = _INSTALLTYPE_RE.match(entry.name)
             if match:
                 if selected_installtype(match["prefix"], environ) == match["type"]:
-                    yield from _entries(element, phase, Path(entry.path), environ)
+                    _check_not_looping(element, directory, entry)
+                    yield from _entries(element, phase, Path(entry.path), environ, top=False)
                 continue
         yield HookFile(element=element.name, phase=phase, name=entry.name,
                        path=Path(entry.path), executable=bool(st.st_mode & stat.S_IXUSR),
                        regular=stat.S_ISREG(st.st_mode), element_dir=element.path)
+
+
+def _check_not_looping(element: Element, directory: Path, entry: os.DirEntry[str]) -> None:
+    """An install type linking to its own install.d (or above) would list it again."""
+    if not entry.is_symlink():
+        return
+    target = os.path.realpath(entry.path)
+    here = os.path.realpath(directory)
+    if here == target or here.startswith(target.rstrip("/") + "/"):
+        raise ElementFormatError(
+            f"element {element.name}: {entry.path}: install type directory links to "
+            f"{target}, its own install.d or a directory above it",
+            hint="an install type holds its own hooks; make it a real directory")
 
 
 def scan(elements: Sequence[Element], phase: str,

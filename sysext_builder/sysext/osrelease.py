@@ -16,7 +16,13 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from sysext_builder import treeread
 from sysext_builder.errors import ReleaseError
+
+#: os-release files larger than this are refused (systemd's own files are < 1 KiB)
+MAX_BYTES = 64 * 1024
+#: characters of a bad line or value quoted in an error
+QUOTE_CHARS = 80
 
 _KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SAFE_RE = re.compile(r"^[A-Za-z0-9_.,:/+@%=-]*$")
@@ -31,7 +37,7 @@ def parse(text: str, source: str = "<string>") -> dict[str, str]:
             continue
         key, sep, value = line.partition("=")
         if not sep or not _KEY_RE.match(key):
-            raise ReleaseError(f"{source}:{lineno}: not a KEY=value line: {raw!r}")
+            raise ReleaseError(f"{source}:{lineno}: not a KEY=value line: {_excerpt(raw)}")
         try:
             # a repeated key: the last assignment wins, as in systemd and a shell
             fields[key] = _unquote(value.lstrip())
@@ -41,6 +47,13 @@ def parse(text: str, source: str = "<string>") -> dict[str, str]:
         except ValueError as exc:
             raise ReleaseError(f"{source}:{lineno}: bad quoting in {key}: {exc}") from exc
     return fields
+
+
+def _excerpt(text: str) -> str:
+    """``repr`` of at most :data:`QUOTE_CHARS` characters of ``text`` (a line can be 100 MB)."""
+    if len(text) <= QUOTE_CHARS:
+        return repr(text)
+    return f"{text[:QUOTE_CHARS]!r}... ({len(text) - QUOTE_CHARS} more characters)"
 
 
 class _UnquotedSpace(ValueError):
@@ -80,31 +93,47 @@ def _unquote(value: str) -> str:
     return "".join(out)
 
 
-def read_file(path: Path) -> dict[str, str]:
+def decode(data: bytes, source: str) -> str:
+    """os-release bytes as text; invalid UTF-8 is a one-line :class:`ReleaseError`."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ReleaseError(f"{path}: cannot read: {exc.strerror}") from exc
-    return parse(text, str(path))
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ReleaseError(f"{source}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+                           hint="os-release files are UTF-8") from exc
+
+
+def read_file(path: Path) -> dict[str, str]:
+    """Fields of the os-release file ``path``: a regular file of at most :data:`MAX_BYTES`."""
+    try:
+        data = treeread.read_regular(path, MAX_BYTES)
+    except treeread.ReadRefused as exc:
+        raise ReleaseError(str(exc), hint="an os-release file is a small regular file "
+                           f"(at most {MAX_BYTES} bytes)") from exc
+    return parse(decode(data, str(path)), str(path))
 
 
 def read_root(root: Path) -> dict[str, str] | None:
     """os-release of a root tree: ``etc/os-release``, else ``usr/lib/os-release``.
 
     systemd's order (open_os_release()): the ``etc`` file wins whenever it exists,
-    even if both are present and differ.
+    even if both are present and differ.  Both are resolved inside ``root``
+    (:func:`.treeread.read_in_root`, like systemd's ``chase()`` with a root): a link
+    ``etc/os-release -> /usr/lib/os-release`` means ``ROOT/usr/lib/os-release``, never
+    the host's.  Only a missing file (or a dangling link: systemd gets ENOENT there
+    too) falls back to the next one; a fifo, a device, a directory, a file over
+    :data:`MAX_BYTES` or invalid UTF-8 is an error.
     """
     for rel in ("etc/os-release", "usr/lib/os-release"):
-        candidate = root / rel
-        if candidate.is_file() or candidate.is_symlink():
-            try:
-                return read_file(candidate)
-            except ReleaseError:
-                if candidate.is_symlink():
-                    # e.g. a dangling etc/os-release link: systemd's chase() gets ENOENT
-                    # there too and falls back to usr/lib/os-release
-                    continue
-                raise
+        try:
+            data = treeread.read_in_root(root, rel, MAX_BYTES)
+        except treeread.ReadRefused as exc:
+            if exc.missing:
+                continue
+            raise ReleaseError(str(exc), hint="the tree's os-release must be a regular file "
+                               f"of at most {MAX_BYTES} bytes inside the tree") from exc
+        source = str(root / rel)
+        return parse(decode(data, source), source)
     return None
 
 
@@ -120,7 +149,7 @@ def quote(value: str) -> str:
 
 def validate_value(key: str, value: str) -> None:
     if not _KEY_RE.match(key):
-        raise ReleaseError(f"invalid os-release key {key!r}",
+        raise ReleaseError(f"invalid os-release key {_excerpt(key)}",
                            hint="keys are upper case letters, digits and '_'")
     # No multi-line values: readers disagree on continuations (see the module doc).
     if "\n" in value or "\r" in value:

@@ -19,12 +19,13 @@ MAX_TOP_LEVEL_MODULES = 12
 #: top to bottom, this is doc/design.rst's layering: the foundation, then
 #: the pure model, the edges that touch the tree, output, the recipe, and
 #: the tools and CLI on top.  Nothing imports the CLI.
-_FOUNDATION = {"errors", "paths", "log", "fileutil", "plugins", "runner"}
+_FOUNDATION = {"errors", "paths", "log", "fileutil", "plugins", "runner", "treeread"}
 ALLOWED_IMPORTS: dict[str, set[str]] = {
     "errors": set(),
     "paths": set(),
     "log": set(),
     "fileutil": set(),
+    "treeread": set(),
     "plugins": {"errors"},
     "runner": {"errors", "paths"},
     "config": {"errors"},

@@ -40,6 +40,8 @@ SB022  warning  test case not depending on the element under test; a
                 non-directory in ``test-elements/``
 SB023  error    shell syntax error (``bash -n``) in a bash hook or an
                 ``environment.d`` file
+SB024  error    a file lint would read is not a regular file (a fifo, a
+                device, a dangling link...) or is too large: not read
 =====  =======  ============================================================
 
 A finding renders as ``PATH:LINE: SEVERITY: CODE message``, or ``PATH:

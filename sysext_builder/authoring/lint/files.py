@@ -14,16 +14,18 @@ from __future__ import annotations
 import ast
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import yaml
 
+from sysext_builder import treeread
 from sysext_builder.authoring.lint.findings import Finding, from_error
 from sysext_builder.authoring.testing.cases import EXPECT_FILE, parse_expect
 from sysext_builder.errors import ElementFormatError
 from sysext_builder.install import packages, sources
-from sysext_builder.model.element import read_name_list
+from sysext_builder.model.element import MAX_FILE_BYTES, read_name_list, read_text
 from sysext_builder.sysext import units
 
 _QUOTED = r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
@@ -144,9 +146,30 @@ def _structured(path: Path, code: str, parse: Callable[[], object],
     return []
 
 
+def unreadable(path: Path) -> Finding | None:
+    """SB024 when ``path`` is no regular file of at most MAX_FILE_BYTES (lint never
+    opens a fifo or a device, nor loads a huge file)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return Finding(path, None, "SB024", f"cannot be read ({exc.strerror}); not read")
+    if not stat.S_ISREG(st.st_mode):
+        return Finding(path, None, "SB024",
+                       f"not a regular file ({treeread.kind(st.st_mode)}); not read")
+    if st.st_size > MAX_FILE_BYTES:
+        return Finding(path, None, "SB024", f"larger than {MAX_FILE_BYTES} bytes; not read")
+    return None
+
+
 def lint_declarations(element: Path, entries: Sequence[str]) -> list[Finding]:
     """package-installs, pkg-map, source-repository-* and units of ``element``."""
     found: list[Finding] = []
+    declared = [n for n in ("package-installs.yaml", "package-installs.json", "pkg-map",
+                            "units") if n in entries]
+    declared += [n for n in entries if n.startswith("source-repository-")]
+    refused = {n: f for n, f in ((n, unreadable(element / n)) for n in declared) if f}
+    found += refused.values()
+    entries = [n for n in entries if n not in refused]
     for name in ("package-installs.yaml", "package-installs.json"):
         if name in entries:
             path = element / name
@@ -175,7 +198,7 @@ def lint_declarations(element: Path, entries: Sequence[str]) -> list[Finding]:
 # -- element-deps / element-provides ----------------------------------------------------
 
 def _listed(path: Path) -> list[tuple[int, str]]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     return [(n, line.split("#", 1)[0].strip()) for n, line in enumerate(text.splitlines(), 1)
             if line.split("#", 1)[0].strip()]
 

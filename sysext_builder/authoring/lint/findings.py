@@ -40,6 +40,7 @@ CODES: dict[str, tuple[str, str]] = {
     "SB021": (ERROR, "test case invalid"),
     "SB022": (WARNING, "test case questionable"),
     "SB023": (ERROR, "shell syntax error"),
+    "SB024": (ERROR, "file not read: not a regular file, or too large"),
 }
 
 
@@ -57,8 +58,11 @@ class Finding:
         return CODES[self.code][0]
 
     def render(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
-        return f"{where}: {self.severity}: {self.code} {self.message}"
+        """One line; a name that is not UTF-8 (or holds a control character) is shown
+        escaped (``bad\\xff``), so the output is always valid text."""
+        where = shown_path(self.path)
+        where = f"{where}:{self.line}" if self.line is not None else where
+        return f"{where}: {self.severity}: {self.code} {shown(self.message)}"
 
     def as_dict(self) -> dict[str, object]:
         return {"path": str(self.path), "line": self.line, "severity": self.severity,
@@ -66,6 +70,20 @@ class Finding:
 
     def sort_key(self) -> tuple[str, int, str, str]:
         return (str(self.path), self.line or 0, self.code, self.message)
+
+
+def shown_path(path: Path) -> str:
+    """``path`` with undecodable bytes as ``\\xNN`` and control characters escaped."""
+    return shown(str(path))
+
+
+def shown(text: str) -> str:
+    """``text`` with undecodable file name bytes as ``\\xNN``, control characters escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else
+                   f"\\x{ord(c) - 0xdc00 if 0xdc80 <= ord(c) <= 0xdcff else ord(c):02x}"
+                   for c in text)
 
 
 def from_error(path: Path, exc: SysextBuilderError, code: str,

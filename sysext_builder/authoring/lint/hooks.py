@@ -14,8 +14,12 @@ import re
 import stat
 from pathlib import Path
 
-from sysext_builder import paths, runner
+from sysext_builder import paths, runner, treeread
 from sysext_builder.authoring.lint.findings import Finding
+
+#: bytes of a script lint reads (its flags are checked in these; a longer one is not
+#: given to ``bash -n``, which would see it cut)
+MAX_SCRIPT_BYTES = 1024 * 1024
 
 _HOOK_CHARS = re.compile(r"[0-9A-Za-z_-]+")
 _NUMBERED = re.compile(r"[0-9]+-")
@@ -70,12 +74,32 @@ def interpreter(first_line: str) -> str:
     return name
 
 
-def bash_syntax(path: Path, code: str = "SB023") -> list[Finding]:
-    """``bash -n`` of ``path``: a finding per reported syntax error (none without bash)."""
+def read_script(path: Path) -> tuple[bytes, bool] | Finding:
+    """The head of a script lint checks (and whether it was cut), or the SB024 finding
+    when it is no regular file: lint never opens a fifo or a device."""
+    try:
+        return treeread.read_prefix(path, MAX_SCRIPT_BYTES)
+    except treeread.ReadRefused as exc:
+        return Finding(path, None, "SB024", f"{exc.reason}; not read")
+
+
+def bash_syntax(path: Path, code: str = "SB023", data: bytes | None = None) -> list[Finding]:
+    """``bash -n`` of ``path``: a finding per reported syntax error (none without bash).
+
+    The script goes in on stdin, decoded with replacement characters, so that
+    neither a file name nor a line bash quotes back can be invalid UTF-8.
+    """
     bash = paths.which("bash")
     if bash is None:
         return []
-    done = runner.run([bash, "-n", str(path)], check=False)
+    if data is None:
+        head = read_script(path)
+        if isinstance(head, Finding):
+            return [head]
+        data, cut = head
+        if cut:
+            return []
+    done = runner.run([bash, "-n"], input=data.decode("utf-8", "replace"), check=False)
     if done.returncode == 0:
         return []
     for line in done.stderr.splitlines():
@@ -99,13 +123,15 @@ def lint_hook(path: Path) -> list[Finding]:
     if not path.stat().st_mode & stat.S_IXUSR:
         found.append(Finding(path, None, "SB002", "hook is not executable and is never run "
                              "(chmod +x)"))
-    with open(path, "rb") as handle:
-        head = handle.read(4096)
+    script = read_script(path)
+    if isinstance(script, Finding):
+        return [*found, script]
+    head, cut = script
     if head.startswith(b"\x7fELF"):
         return found
     if not head.startswith(b"#!"):
         return [*found, Finding(path, 1, "SB005", "no shebang (#!) on the first line")]
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = head.decode("utf-8", "replace")
     shell = interpreter(text.splitlines()[0])
     if shell in _SHELLS:
         flags = shell_flags(text)
@@ -113,8 +139,8 @@ def lint_hook(path: Path) -> list[Finding]:
         if missing:
             found.append(Finding(path, 1, "SB006", f"{shell} hook without "
                                  f"'set -eu -o pipefail' (missing {', '.join(missing)})"))
-    if shell == "bash":
-        found += bash_syntax(path)
+    if shell == "bash" and not cut:
+        found += bash_syntax(path, data=head)
     return found
 
 
@@ -143,7 +169,11 @@ def lint_environment(directory: Path) -> list[Finding]:
     found: list[Finding] = []
     for entry in sorted(os.listdir(directory)):
         path = directory / entry
-        if entry.startswith(".") or not path.is_file():
+        if entry.startswith(".") or path.is_dir():
+            continue
+        if not path.is_file():
+            found.append(Finding(path, None, "SB024", "not a regular file (or a dangling "
+                                 "link); not read, and the build skips it"))
             continue
         if path.stat().st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
             found.append(Finding(path, None, "SB007", "environment.d files are sourced by "

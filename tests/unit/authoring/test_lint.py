@@ -353,3 +353,57 @@ class TestCLI(TestCase):
         result = self.run_lint("/nonexistent/elements")
         self.assertEqual(2, result.code)
         self.assertIn("not a directory", result.stderr)
+
+
+class TestHostileElements(LintTestCase):
+    """Lint never opens a fifo or a device, nor chokes on names that are not UTF-8."""
+
+    def test_fifos_and_devices_are_findings_not_hangs(self) -> None:
+        elem = self.element()
+        (elem / "environment.d").mkdir()
+        (elem / "finalise.d").mkdir()
+        for rel in ("units", "pkg-map", "environment.d/10-f", "finalise.d/10-f"):
+            os.mkfifo(elem / rel)
+        os.symlink("/dev/zero", elem / "source-repository-z")
+        os.symlink("/dev/zero", elem / "element-deps")
+        self.assertEqual({("element-deps", None, "SB009"), ("environment.d/10-f", None, "SB024"),
+                          ("finalise.d/10-f", None, "SB018"), ("pkg-map", None, "SB024"),
+                          ("source-repository-z", None, "SB024"), ("units", None, "SB024")},
+                         where(lint.lint_element(elem), elem))
+
+    def test_oversized_declaration_is_not_loaded(self) -> None:
+        elem = self.element()
+        with open(elem / "package-installs.yaml", "wb") as f:
+            f.truncate(lintfiles.MAX_FILE_BYTES + 1)
+        found = lint.lint_element(elem)
+        self.assertEqual({("package-installs.yaml", None, "SB024")}, where(found, elem))
+        self.assertIn("larger than", found[0].message)
+
+    def test_hook_fifo_raced_in_is_not_opened(self) -> None:
+        os.mkfifo(self.tmp / "fifo")
+        found = linthooks.lint_hook(self.tmp / "fifo")
+        self.assertIn("SB024", [f.code for f in found])
+
+    def test_non_utf8_hook_name_and_bash_error_are_findings(self) -> None:
+        if paths.which("bash") is None:
+            self.skipTest("bash not installed")
+        elem = self.element()
+        (elem / "install.d").mkdir()
+        bad = os.fsencode(elem / "install.d") + b"/10-x\xff"
+        with open(bad, "wb") as f:
+            f.write(b"#!/bin/bash\nset -eu -o pipefail\nif then \xff\n")
+        os.chmod(bad, 0o755)
+        found = lint.lint_element(elem)
+        self.assertEqual({("install.d/10-x\udcff", None, "SB004"),
+                          ("install.d/10-x\udcff", 3, "SB023")}, where(found, elem))
+
+    def test_cli_reports_non_utf8_names(self) -> None:
+        elem = self.element()
+        (elem / "install.d").mkdir()
+        bad = os.fsencode(elem / "install.d") + b"/bad\xff"
+        with open(bad, "wb") as f:
+            f.write(b"#!/bin/sh\nset -eu -o pipefail\n")
+        os.chmod(bad, 0o755)
+        result = TestCLI.run_lint(self, str(elem))  # type: ignore[arg-type]
+        self.assertEqual(17, result.code, result.stderr)
+        self.assertIn("SB004 hook name 'bad\\udcff' is never run", result.stdout)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import fixtures
 from testtools.matchers import MatchesRegex
 
 from sysext_builder.errors import ElementFormatError
+from sysext_builder.model import element
 from sysext_builder.model.element import (
     Element,
     load_element,
     read_name_list,
+    read_requirements,
     target_requirements,
     valid_name,
 )
@@ -90,7 +93,53 @@ class TestReadNameList(TestCase):
         path = self.dir / "element-deps"
         path.mkdir()  # a directory where a file belongs
         exc = self.assertRaises(ElementFormatError, read_name_list, path)
+        self.assertEqual(f"{path}: not a regular file (directory)", exc.message)
+
+    def test_missing_file_is_a_format_error(self) -> None:
+        path = self.dir / "element-deps"
+        exc = self.assertRaises(ElementFormatError, read_name_list, path)
         self.assertThat(exc.message, MatchesRegex(rf"^{path}: cannot read: .+$"))
+
+
+class TestHostileElementFiles(TestCase):
+    """Element files are regular files of bounded size: never a hang, never a traceback."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.dir = Path(self.useFixture(fixtures.TempDir()).path)
+
+    def test_link_to_dev_zero_is_refused_without_reading(self) -> None:
+        path = self.dir / "element-deps"
+        path.symlink_to("/dev/zero")
+        exc = self.assertRaises(ElementFormatError, read_name_list, path)
+        self.assertEqual(f"{path}: not a regular file (character device)", exc.message)
+        self.assertIn("regular files", exc.hint or "")
+
+    def test_fifo_is_refused_without_blocking(self) -> None:
+        path = self.dir / "element-provides"
+        os.mkfifo(path)
+        exc = self.assertRaises(ElementFormatError, read_name_list, path)
+        self.assertEqual(f"{path}: not a regular file (fifo)", exc.message)
+
+    def test_file_over_the_limit_is_refused(self) -> None:
+        path = self.dir / "target-requires"
+        with open(path, "wb") as f:
+            f.truncate(element.MAX_FILE_BYTES + 1)  # sparse: costs no disk
+        exc = self.assertRaises(ElementFormatError, read_requirements, path)
+        self.assertIn(f"larger than {element.MAX_FILE_BYTES} bytes", exc.message)
+        self.assertTrue(exc.message.startswith(f"{path}: "))
+
+    def test_file_at_the_limit_is_read(self) -> None:
+        path = self.dir / "target-requires"
+        path.write_bytes(b"a\n" + b"#" * (element.MAX_FILE_BYTES - 2))
+        self.assertEqual(("a",), read_requirements(path))
+
+    def test_load_element_names_the_file(self) -> None:
+        (self.dir / "e").mkdir()
+        (self.dir / "e" / "element-deps").symlink_to("/dev/zero")
+        exc = self.assertRaises(ElementFormatError, load_element, self.dir / "e")
+        self.assertIn(str(self.dir / "e" / "element-deps"), exc.message)
+        self.assertEqual(10, exc.exit_code)
 
 
 class TestLoadElement(TestCase):

@@ -85,6 +85,44 @@ class TestScanOnDisk(testtools.TestCase):
         self.assertEqual(["10-from-git", "50-common"], [h.name for h in hooks])
         self.assertEqual(self.top / "glean", hooks[0].element_dir)
 
+    def test_dangling_hook_link_is_one_error_naming_element_and_path(self) -> None:
+        self.make("e", "install.d/10-ok")
+        os.symlink("gone", self.top / "e/install.d/20-dangling")
+        err = self.assertRaises(ElementFormatError, phases.scan,
+                                [load_element(self.top / "e")], "install.d", {})
+        self.assertEqual(f"element e: {self.top}/e/install.d/20-dangling: install.d entry is "
+                         "a symlink that does not resolve (No such file or directory)",
+                         err.message)
+
+    def test_hook_link_to_itself_is_one_error(self) -> None:
+        self.make("e", "finalise.d/10-ok")
+        os.symlink("20-self", self.top / "e/finalise.d/20-self")
+        err = self.assertRaises(ElementFormatError, phases.scan,
+                                [load_element(self.top / "e")], "finalise.d", {})
+        self.assertIn(f"element e: {self.top}/e/finalise.d/20-self:", err.message)
+
+    def test_install_type_linking_to_its_install_d_is_one_error(self) -> None:
+        self.make("e", "install.d/10-ok")
+        os.symlink(".", self.top / "e/install.d/x-source-install")
+        err = self.assertRaises(ElementFormatError, phases.scan,
+                                [load_element(self.top / "e")], "install.d", {})
+        self.assertIn(f"element e: {self.top}/e/install.d/x-source-install: install type "
+                      "directory links to", err.message)
+
+    def test_install_type_linking_to_the_element_is_one_error(self) -> None:
+        self.make("e", "install.d/10-ok")
+        os.symlink("../..", self.top / "e/install.d/x-source-install")
+        err = self.assertRaises(ElementFormatError, phases.scan,
+                                [load_element(self.top / "e")], "install.d", {})
+        self.assertIn("its own install.d or a directory above it", err.message)
+
+    def test_install_types_are_one_level_deep(self) -> None:
+        self.make("e", "install.d/x-source-install/y-source-install/10-deep")
+        self.make("e", "install.d/x-source-install/10-one")
+        hooks, warnings = phases.scan([load_element(self.top / "e")], "install.d", {})
+        self.assertEqual(["10-one"], [h.name for h in hooks])
+        self.assertIn("y-source-install: not a regular file", warnings[0])
+
     def test_environment_files_numeric_order_across_elements(self) -> None:
         self.make("a", "environment.d/10-a.bash", mode=0o644)
         self.make("b", "environment.d/9-b", mode=0o644)
