@@ -12,6 +12,9 @@ The file is a list of images (or a mapping with an ``images:`` list), each::
       environment:                    # added to this image's environment (hooks
         DIB_OEM_VERSION: "1.2"        # see DIB_* ones, as on the command line)
 
+Values are typed: an ``environment`` value is one scalar (text, number,
+true/false), ``options`` follow the options table; YAML aliases are refused
+and the file is read only if it is a regular file of at most 1 MiB.
 Relative paths are relative to the file.  The command line's identity,
 discovery and running options (not ``-t``) apply to every image unless the
 image sets them; each image's log lines are prefixed with its name (and go
@@ -27,6 +30,8 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
+import stat
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -83,17 +88,59 @@ def _line(node: yaml.Node | None) -> str:
     return f":{node.start_mark.line + 1}" if node is not None else ""
 
 
-def _entries(path: Path) -> list[tuple[dict[str, Any], yaml.Node | None]]:
+#: the largest --config file read (a list of images is a few KiB)
+MAX_CONFIG_BYTES = 1 << 20
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader refusing aliases: ``*name`` repeated inside itself is a memory bomb."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed; write the values out",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _read(path: Path) -> str:
+    """The file's text: a regular file of at most MAX_CONFIG_BYTES, UTF-8."""
     try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"{path}: not a regular file")
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB",
+                          hint="a list of images is a few KiB; is this the right file?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start})") from exc
+
+
+def _compose(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from exc
+    finally:
+        loader.dispose()
+
+
+def _entries(path: Path) -> list[tuple[dict[str, Any], yaml.Node | None]]:
+    data, node = _compose(path, _read(path))
     if isinstance(data, dict) and set(data) == {"images"}:
         data = data["images"]
         node = node.value[0][1] if isinstance(node, yaml.MappingNode) else node
@@ -101,6 +148,46 @@ def _entries(path: Path) -> list[tuple[dict[str, Any], yaml.Node | None]]:
         raise ConfigError(f"{path}: expected a list of images (or images: [...])")
     nodes = node.value if isinstance(node, yaml.SequenceNode) else [None] * len(data)
     return list(zip(data, nodes, strict=True))
+
+
+def _key_nodes(node: yaml.Node | None, key: str) -> dict[str, yaml.Node]:
+    """Key nodes of the mapping under ``key`` of the image ``node`` (for line numbers)."""
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    for knode, vnode in node.value:
+        if knode.value == key and isinstance(vnode, yaml.MappingNode):
+            return {str(k.value): k for k, _ in vnode.value}
+    return {}
+
+
+def _mapping(raw: dict[str, Any], key: str, where: str) -> dict[Any, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: '{key}' must be a mapping of NAME: value, "
+                          f"got {type(value).__name__}")
+    return value
+
+
+def _environment(raw: dict[str, Any], node: yaml.Node | None, where: str, path: str,
+                 name: str) -> dict[str, str]:
+    """``environment:`` as text: each value a scalar (str, number, true/false)."""
+    lines = _key_nodes(node, "environment")
+    result: dict[str, str] = {}
+    for key, value in _mapping(raw, "environment", where).items():
+        at = f"{path}{_line(lines.get(str(key)))} (image {name!r}): environment: {key}"
+        if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
+            raise ConfigError(f"{at}: not a variable name",
+                              hint="letters, digits and '_', not starting with a digit")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, (str, int, float)):
+            kind = "null" if value is None else type(value).__name__
+            raise ConfigError(f"{at}: expected a single value (text, number, true/false), "
+                              f"got {kind}", hint="quote it to pass text")
+        if "\0" in str(value):
+            raise ConfigError(f"{at}: contains a NUL character")
+        result[key] = str(value)
+    return result
 
 
 def _option_value(where: str, key: str, value: Any, base_dir: Path) -> Any:
@@ -120,7 +207,9 @@ def _option_value(where: str, key: str, value: Any, base_dir: Path) -> Any:
     return str(value)
 
 
-def _spec(raw: Any, where: str, base_dir: Path, default_output: Path) -> ImageSpec:
+def _spec(raw: Any, node: yaml.Node | None, where: str, path: Path, default_output: Path
+          ) -> ImageSpec:
+    base_dir = path.parent.resolve()
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: an image must be a mapping with name and elements")
     for key in raw:
@@ -134,11 +223,15 @@ def _spec(raw: Any, where: str, base_dir: Path, default_output: Path) -> ImageSp
     if not isinstance(elements, list) or not elements or \
             not all(isinstance(e, str) for e in elements):
         raise ConfigError(f"{where}: 'elements' must be a non-empty list of element names")
-    options = {str(k): _option_value(f"{where}: options: {k}", str(k), v, base_dir)
-               for k, v in (raw.get("options") or {}).items()}
-    environment = {str(k): str(v) for k, v in (raw.get("environment") or {}).items()}
+    lines = _key_nodes(node, "options")
+    options = {str(k): _option_value(f"{path}{_line(lines.get(str(k)))} (image {name!r}): "
+                                     f"options: {k}", str(k), v, base_dir)
+               for k, v in _mapping(raw, "options", where).items()}
+    environment = _environment(raw, node, where, str(path), name)
     formats = raw.get("formats") or ["squashfs"]
     formats = formats.split(",") if isinstance(formats, str) else formats
+    if not isinstance(formats, list) or not all(isinstance(f, str) for f in formats):
+        raise ConfigError(f"{where}: 'formats' must be a list of format names")
     output = base_dir / str(raw["output"]) if raw.get("output") else default_output
     return ImageSpec(name=name, elements=tuple(elements), output=output,
                      formats=tuple(str(f).strip() for f in formats), options=options,
@@ -147,8 +240,8 @@ def _spec(raw: Any, where: str, base_dir: Path, default_output: Path) -> ImageSp
 
 def load(path: Path, default_output: Path) -> list[ImageSpec]:
     """Parse and check the whole file before anything is built."""
-    specs = [_spec(raw, f"{path}{_line(node)} (image {i + 1})", path.parent.resolve(),
-                   default_output) for i, (raw, node) in enumerate(_entries(path))]
+    specs = [_spec(raw, node, f"{path}{_line(node)} (image {i + 1})", path, default_output)
+             for i, (raw, node) in enumerate(_entries(path))]
     seen: dict[tuple[Path, str], int] = {}
     for i, spec in enumerate(specs):
         key = (spec.output.resolve(), spec.name)

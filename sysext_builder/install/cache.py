@@ -18,6 +18,7 @@ lock may call another that takes it too.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import fcntl
@@ -25,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -33,7 +35,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 from sysext_builder import paths
@@ -48,6 +50,61 @@ _TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
 _POLL = 0.1
 _CHUNK = 1 << 20
 _TIMEOUT = 60
+
+
+#: ``scheme://userinfo@`` in any text; the netloc ends at ``/ ? #``, quotes or space, and
+#: its userinfo at the netloc's last ``@`` (an unencoded ``@`` in a password is common)
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s/?#'\"]*)@")
+#: schemes where a user name without a password is usually a token (https://TOKEN@host/)
+_TOKEN_SCHEMES = ("http://", "https://", "ftp://", "git+http://", "git+https://")
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    scheme, userinfo = match[1], match[2]
+    user, colon, _ = userinfo.partition(":")
+    if colon:
+        return f"{scheme}{user}:***@"
+    return f"{scheme}***@" if scheme.lower() in _TOKEN_SCHEMES else match[0]
+
+
+def redact(text: str) -> str:
+    """``text`` with the secret of every URL in it replaced by ``***``.
+
+    ``https://user:secret@host/`` -> ``https://user:***@host/``; a user alone
+    on http(s) (a token) -> ``https://***@host/``; ``ssh://git@host/`` and
+    paths are kept.  The one redaction of the builder: errors, logs, cache
+    metadata and manifests all use it."""
+    return _USERINFO.sub(_redact_match, text)
+
+
+def secrets_of(location: str) -> list[str]:
+    """The secret parts of ``location`` as written and decoded (for :func:`scrub`)."""
+    found = _USERINFO.search(location)
+    if found is None or redact(found[0]) == found[0]:
+        return []
+    user, colon, password = found[2].partition(":")
+    secret = password if colon else user
+    return sorted({secret, unquote(secret)} - {""}, key=len, reverse=True)
+
+
+def scrub(text: str, location: str) -> str:
+    """:func:`redact` plus every literal occurrence of ``location``'s secret
+    (tools echo it outside a URL, percent-decoded, or in a URL they rewrote)."""
+    text = redact(text)
+    for secret in secrets_of(location):
+        text = text.replace(secret, "***")
+    return text
+
+
+def without_userinfo(location: str) -> tuple[str, str | None]:
+    """(URL without ``user:password@``, ``Basic`` Authorization value or None)."""
+    parts = urlsplit(location)
+    if parts.username is None and parts.password is None:
+        return location, None
+    host = parts.netloc.rpartition("@")[2]
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    token = base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
 
 
 def cache_key(location: str) -> str:
@@ -117,7 +174,7 @@ class Cache:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if offline:
             if not content.is_file():
-                raise InstallError(f"{what}: {location} is not in the cache {self.path} "
+                raise InstallError(f"{what}: {redact(location)} is not in the cache {self.path} "
                                    "and --offline is set",
                                    hint="run the build once without --offline to fill "
                                         "the cache")
@@ -191,19 +248,23 @@ def _try_lock(fd: int) -> bool:
 
 def _download(location: str, content: Path, meta: dict[str, str], what: str
               ) -> dict[str, str]:
-    """Refresh ``content`` from ``location``; returns the new metadata."""
+    """Refresh ``content`` from ``location``; returns the new metadata (redacted)."""
     scheme = urlsplit(location).scheme
     tmp = content.with_name(content.name + ".part")
-    new = {"location": location}
+    shown = redact(location)
+    new = {"location": shown}
     if scheme in ("", "file"):
         source = url2pathname(urlsplit(location).path) if scheme else location
         try:
             shutil.copyfile(source, tmp)
             shutil.copymode(source, tmp)
         except OSError as exc:
-            raise InstallError(f"{what}: cannot read {location}: {exc.strerror}") from exc
+            raise InstallError(f"{what}: cannot read {shown}: {exc.strerror}") from exc
     elif scheme in ("http", "https"):
-        request = urllib.request.Request(location)
+        url, auth = without_userinfo(location)
+        request = urllib.request.Request(url)
+        if auth is not None:  # not sent on to the host of a redirect
+            request.add_unredirected_header("Authorization", auth)
         if meta.get("etag"):
             request.add_header("If-None-Match", meta["etag"])
         if meta.get("last_modified"):
@@ -218,17 +279,17 @@ def _download(location: str, content: Path, meta: dict[str, str], what: str
         except urllib.error.HTTPError as exc:
             tmp.unlink(missing_ok=True)
             if exc.code == 304:
-                LOG.debug("%s: %s not modified; using the cached copy", what, location)
-                return {**meta, "location": location}
-            raise InstallError(f"{what}: cannot download {location}: HTTP {exc.code}") \
+                LOG.debug("%s: %s not modified; using the cached copy", what, shown)
+                return {**meta, "location": shown}
+            raise InstallError(f"{what}: cannot download {shown}: HTTP {exc.code}") \
                 from exc
         except (urllib.error.URLError, OSError) as exc:
             tmp.unlink(missing_ok=True)
-            raise InstallError(f"{what}: cannot download {location}: {exc}",
+            raise InstallError(f"{what}: cannot download {shown}: {scrub(str(exc), location)}",
                                hint="check the network, or use --offline with a warm "
                                     "cache") from exc
     else:
-        raise InstallError(f"{what}: unsupported location {location!r}",
+        raise InstallError(f"{what}: unsupported location {shown!r}",
                            hint="use a local path, file://, http:// or https://")
     tmp.rename(content)
     return new

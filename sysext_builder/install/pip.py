@@ -52,7 +52,7 @@ from urllib.parse import urlsplit
 
 from sysext_builder import runner
 from sysext_builder.errors import InstallError, ToolMissingError
-from sysext_builder.install.cache import Cache
+from sysext_builder.install.cache import Cache, redact
 from sysext_builder.install.pytarget import DEBIAN_SITE, TargetPython, target_python, target_site
 from sysext_builder.install.sources import safe_dest
 
@@ -108,16 +108,16 @@ def validate_spec(spec: str) -> str:
         return "pinned"
     url = _git_url(text)
     if not text or text.startswith("-") or (url is None and len(text.split()) != 1):
-        raise InstallError(f"Python package request {spec!r} is not a package spec",
+        raise InstallError(f"Python package request {redact(spec)!r} is not a package spec",
                            hint=_HINT)
     if url is not None:
         if "@" not in urlsplit(url).path:
-            raise InstallError(f"Python package request {spec!r} has no git ref",
+            raise InstallError(f"Python package request {redact(spec)!r} has no git ref",
                                hint="append @TAG, @BRANCH or @COMMIT to the URL")
         return "git"
     if text.startswith("/"):
         return "path"
-    raise InstallError(f"Python package request {spec!r} is not pinned", hint=_HINT)
+    raise InstallError(f"Python package request {redact(spec)!r} is not pinned", hint=_HINT)
 
 
 class _Pip:
@@ -140,7 +140,8 @@ class _Pip:
         try:
             return runner.run(argv, env=self.env, check=check, what=what)
         except runner.CommandFailed as exc:
-            raise InstallError(exc.message, hint=exc.hint) from exc
+            raise InstallError(redact(exc.message),
+                               hint=redact(exc.hint) if exc.hint else None) from exc
 
     def local(self) -> list[str]:
         return ["--no-index", "--find-links", str(self.wheels)]
@@ -154,24 +155,30 @@ class _Pip:
         url = _git_url(spec)
         ref = urlsplit(url).path.rpartition("@")[2].split("#")[0] if url else ""
         if url and (self.offline or _FULL_SHA.fullmatch(ref)):
-            name = self.built().get(spec)  # a commit's wheel never changes
+            name = self.built().get(redact(spec))  # a commit's wheel never changes
             if name and (self.wheels / name).is_file():
                 return self.wheels / name
             if self.offline and not url.startswith("git+file"):
-                raise InstallError(f"Python package {spec} is not in the cache and --offline "
-                                   "is set", hint="run the build once without --offline")
+                raise InstallError(f"Python package {redact(spec)} is not in the cache and "
+                                   "--offline is set",
+                                   hint="run the build once without --offline")
         extra = [*self.local(), "--no-build-isolation"] if self.offline else \
             ["--find-links", str(self.wheels)]
         with tempfile.TemporaryDirectory(prefix="sysext-wheel-") as out:
-            self.run(["wheel", "--no-deps", "--wheel-dir", out, *extra, source],
-                     what=f"building a wheel of {spec}")
+            request = [source]
+            if redact(source) != source:  # a secret: in a requirements file, not in argv
+                Path(out, "request.txt").write_text(source + "\n", encoding="utf-8")
+                request = ["-r", str(Path(out, "request.txt"))]
+            self.run(["wheel", "--no-deps", "--wheel-dir", out, *extra, *request],
+                     what=f"building a wheel of {redact(spec)}")
             made = sorted(Path(out).glob("*.whl"))
             if len(made) != 1:
-                raise InstallError(f"building {spec} gave {len(made)} wheels, expected one")
+                raise InstallError(f"building {redact(spec)} gave {len(made)} wheels, "
+                                   "expected one")
             dest = self.wheels / made[0].name
             shutil.move(made[0], dest)
         if url:
-            built = {**self.built(), spec: dest.name}
+            built = {**self.built(), redact(spec): dest.name}  # no secret in the cache
             self.built_file.write_text(json.dumps(built, indent=1, sort_keys=True),
                                        encoding="utf-8")
         return dest
@@ -189,8 +196,9 @@ class _Pip:
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-8:]
             cause = " (--offline: only cached wheels are used)" if self.offline else ""
-            raise InstallError(f"installing Python packages {' '.join(args)} failed{cause}",
-                               hint="pip said:\n  " + "\n  ".join(tail))
+            raise InstallError(redact(f"installing Python packages {' '.join(args)} "
+                                      f"failed{cause}"),
+                               hint=redact("pip said:\n  " + "\n  ".join(tail)))
 
 
 def _source(spec: str, kind: str, root: Path, binds: Mapping[str, Path]) -> str:

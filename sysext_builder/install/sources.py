@@ -40,11 +40,10 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit, urlunsplit
 
 from sysext_builder import runner
 from sysext_builder.errors import ElementFormatError, InstallError
-from sysext_builder.install.cache import Cache, cache_key
+from sysext_builder.install.cache import Cache, cache_key, redact, scrub
 from sysext_builder.model.element import Element
 from sysext_builder.model.phases import selected_installtype, var_suffix
 
@@ -141,7 +140,8 @@ def _resolve_one(repo: SourceRepo, environ: Mapping[str, str]) -> SourceRepo:
         raise ElementFormatError(f"{where}: destination {dest!r} must be absolute")
     for label, value in (("location", location), ("ref", ref or "")):
         if value.startswith("-"):
-            raise ElementFormatError(f"{where}: {label} {value!r} must not start with '-'")
+            raise ElementFormatError(f"{where}: {label} {redact(value)!r} must not start "
+                                     "with '-'")
     if kind != "package" and "://" not in location and not location.startswith("/") \
             and ":" not in location.split("/")[0]:  # a relative path (not host:path)
         location = os.path.abspath(location)
@@ -191,22 +191,20 @@ def collect(elements: Sequence[Element], environ: Mapping[str, str]) -> list[Sou
                     for repo in parse(path, element.name)], environ)
 
 
-def redact(location: str) -> str:
-    """``location`` without a password (``https://user:***@host/...``)."""
-    parts = urlsplit(location)
-    if parts.password is None:
-        return location
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
-def _git(args: Sequence[str], *, check: bool = True, what: str | None = None
-         ) -> runner.Completed:
+def _git(args: Sequence[str], *, check: bool = True, what: str | None = None,
+         location: str = "") -> runner.Completed:
+    """git with ``args``; with a secret in ``location``, ``args`` name it redacted and git
+    rewrites that back (``url.<location>.insteadOf``, in the environment): the secret is
+    in no command line, log line or cached git config, and is scrubbed from errors."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    if redact(location) != location:
+        env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0=f"url.{location}.insteadOf",
+                   GIT_CONFIG_VALUE_0=redact(location))
     try:
         return runner.run([runner.require_tool("git"), *args], env=env, check=check, what=what)
     except runner.CommandFailed as exc:
-        raise InstallError(exc.message, hint=exc.hint) from exc
+        raise InstallError(scrub(exc.message, location),
+                           hint=scrub(exc.hint, location) if exc.hint else None) from exc
 
 
 def _commit(gitdir: Path, ref: str) -> str | None:
@@ -215,11 +213,14 @@ def _commit(gitdir: Path, ref: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _update_mirror(gitdir: Path, what: str) -> None:
+def _update_mirror(gitdir: Path, what: str, location: str) -> None:
     d = str(gitdir)
+    _git(["-C", d, "remote", "set-url", "origin", redact(location)])  # older caches: no secret
     _git(["-C", d, "fetch", "--quiet", "--prune", "--force", "origin",
-          "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], what=f"git fetch of {what}")
-    head = _git(["-C", d, "ls-remote", "--symref", "origin", "HEAD"], check=False)
+          "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], what=f"git fetch of {what}",
+         location=location)
+    head = _git(["-C", d, "ls-remote", "--symref", "origin", "HEAD"], check=False,
+                location=location)
     first = head.stdout.splitlines()[0].split() if head.stdout.strip() else []
     if len(first) == 3 and first[0] == "ref:":  # follow a changed default branch
         _git(["-C", d, "symbolic-ref", "HEAD", first[1]], check=False)
@@ -238,15 +239,16 @@ def _fetch_git(repo: SourceRepo, cache: Cache, offline: bool, what: str) -> Fetc
         for stale in (tmp, gitdir):
             if stale.exists():
                 shutil.rmtree(stale)
-        _git(["clone", "--bare", "--quiet", "--", repo.location, str(tmp)],
-             what=f"git clone of {what}")
+        _git(["clone", "--bare", "--quiet", "--", redact(repo.location), str(tmp)],
+             what=f"git clone of {what}", location=repo.location)
         tmp.rename(gitdir)
     elif not offline and not (_FULL_SHA.fullmatch(ref) and _commit(gitdir, ref)):
-        _update_mirror(gitdir, what)
+        _update_mirror(gitdir, what, repo.location)
     if not offline and _commit(gitdir, ref) is None and \
             (ref.startswith("refs/") or _FULL_SHA.fullmatch(ref)):
         target = f"+{ref}:{ref}" if ref.startswith("refs/") else ref
-        _git(["-C", str(gitdir), "fetch", "--quiet", "origin", target], check=False)
+        _git(["-C", str(gitdir), "fetch", "--quiet", "origin", target], check=False,
+             location=repo.location)
     sha = _commit(gitdir, ref)
     if sha is None:
         raise InstallError(f"{what}: ref {repo.ref} not found in {redact(repo.location)}"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import functools
 import heapq
+import logging
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,12 +35,14 @@ from sysext_builder.errors import (
     MissingElementError,
     MissingProviderError,
     ProvidesConflictError,
+    SysextBuilderError,
 )
 from sysext_builder.model.element import Element
 
 if TYPE_CHECKING:
     import networkx as nx
 
+LOG = logging.getLogger(__name__)
 _MAX_WHY_CHAINS = 50
 
 
@@ -177,10 +180,24 @@ def _check_requested(requested: Sequence[str], catalog: Catalog) -> None:
                                       hint="; ".join(hints))
 
 
+def _loadable(catalog: Catalog) -> list[Element]:
+    """Every element of the catalog that loads: explanations of a missing name
+    must not fail on an unrelated broken element elsewhere on the search path
+    (sysext-element-lint reports those)."""
+    elements = []
+    for other in catalog.names():
+        try:
+            elements.append(catalog.get(other))
+        except SysextBuilderError as exc:
+            LOG.debug("element %s not considered as a provider: %s", other, exc)
+    return elements
+
+
 def _unsatisfied(name: str, needers: list[str], closure: _Closure, catalog: Catalog) -> None:
     first = needers[0]
     chain = " -> ".join(_chain(closure.parents, first) + [name])
-    known = sorted(e.name for e in catalog.load_all() if name in e.provides)
+    loadable = _loadable(catalog)
+    known = sorted(e.name for e in loadable if name in e.provides)
     if name in catalog and known:
         # The element was replaced by a provider that only the element itself
         # pulled in: dropping the element dropped its replacement too.
@@ -194,7 +211,7 @@ def _unsatisfied(name: str, needers: list[str], closure: _Closure, catalog: Cata
             f"{name!r} needed by {', '.join(needers)} is provided by no selected element "
             f"(required by {chain})",
             hint="known providers: " + ", ".join(known) + "; add one of them to the build")
-    provided_names = [p for e in catalog.load_all() for p in e.provides]
+    provided_names = [p for e in loadable for p in e.provides]
     hints = [h for h in [_did_you_mean(name, [*catalog.names(), *provided_names]),
                          catalog.searched_hint()] if h]
     raise MissingElementError(f"element {name!r} not found (required by {chain})",

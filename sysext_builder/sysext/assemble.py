@@ -20,7 +20,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sysext_builder.sysext import activation, links, osrelease, release, tree, units
+from sysext_builder import fileutil
+from sysext_builder.errors import TreeRuleError
+from sysext_builder.sysext import activation, links, modes, osrelease, release, tree, units
 
 LOG = logging.getLogger(__name__)
 
@@ -51,14 +53,19 @@ def assemble(root: Path, name: str, release_fields: Mapping[str, str],
     if not os.path.lexists(root / "usr"):
         (root / "usr").mkdir(mode=0o755)  # a metadata-only extension: just its release file
     tree.validate(root, etc=links.EtcSources.of((ln.source for ln in lowered), base))
+    modes.check(root, strict=strict, name=name)  # world-writable, set-id: warn or refuse
     fields = dict(release_fields)
     if units.ships_units(root):
         fields["EXTENSION_RELOAD_MANAGER"] = "1"
     # usr/lib/extension-release.d/extension-release.NAME: the name must match the
     # installed NAME.raw, else systemd skips the image (252 aborts the whole merge)
-    path = root / release.release_path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(osrelease.render(fields), encoding="utf-8")
-    path.chmod(0o644)
+    # written inside the tree only: a symlinked extension-release.d must not send it to the host
+    rel = release.release_path(name)
+    try:
+        fileutil.write_file_in(root, rel, osrelease.render(fields).encode("utf-8"), 0o644)
+    except fileutil.NotContained as exc:
+        raise TreeRuleError(f"cannot write the extension-release file {rel}: {exc}",
+                            hint="the builder writes it only through real directories: remove "
+                                 "that symlink or file in a finalise.d/cleanup.d hook") from None
     tree.normalise(root, epoch)
     return fields

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import fixtures
@@ -176,3 +177,70 @@ class TestOptionValues(testtools.TestCase):
     def test_a_flag_must_be_a_boolean(self) -> None:
         err = self.assertRaises(ConfigError, self.load, '    strict: "yes"\n')
         self.assertIn("options: strict: expected true or false", err.message)
+
+
+class TestHostileFiles(testtools.TestCase):
+    """Issue 12: values are typed, aliases refused, the file bounded."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.top = Path(self.useFixture(fixtures.TempDir()).path)
+        self.path = self.top / "images.yaml"
+
+    def load(self, text: str) -> list[imageset.ImageSpec]:
+        self.path.write_text(text)
+        return imageset.load(self.path, Path("/out"))
+
+    def env(self, body: str) -> list[imageset.ImageSpec]:
+        return self.load(f"- name: img\n  elements: [a]\n  environment:\n{body}")
+
+    def test_environment_scalars_become_text(self) -> None:
+        spec, = self.env("    A: 1\n    B: 2.5\n    C: true\n    D: text\n")
+        self.assertEqual({"A": "1", "B": "2.5", "C": "true", "D": "text"},
+                         dict(spec.environment))
+
+    def test_a_list_in_environment_names_image_key_and_line(self) -> None:
+        err = self.assertRaises(ConfigError, self.env, "    OK: 1\n    L: [1, 2]\n")
+        self.assertEqual(f"{self.path}:5 (image 'img'): environment: L: expected a single "
+                         "value (text, number, true/false), got list", err.message)
+
+    def test_mapping_null_and_bad_names_are_refused(self) -> None:
+        for body, words in (("    M: {x: 1}\n", "got dict"), ("    N:\n", "got null"),
+                            ("    1BAD: x\n", "not a variable name")):
+            err = self.assertRaises(ConfigError, self.env, body)
+            self.assertIn(words, err.message)
+        err = self.assertRaises(ConfigError, self.load,
+                                "- name: img\n  elements: [a]\n  environment: [A, B]\n")
+        self.assertIn("'environment' must be a mapping", err.message)
+        err = self.assertRaises(ConfigError, self.load,
+                                "- name: img\n  elements: [a]\n  options: [x]\n")
+        self.assertIn("'options' must be a mapping", err.message)
+
+    def test_an_option_error_names_the_key_line(self) -> None:
+        err = self.assertRaises(ConfigError, self.load,
+                                "- name: img\n  elements: [a]\n  options:\n"
+                                "    arch: x86-64\n    os-id: [a]\n")
+        self.assertIn(f"{self.path}:5 (image 'img'): options: os-id:", err.message)
+
+    def test_an_alias_bomb_is_refused_before_it_expands(self) -> None:
+        lines = ['    A: &a ["x","x","x","x","x","x","x","x","x"]']
+        for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):
+            lines.append(f"    {cur.upper()}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+        err = self.assertRaises(ConfigError, self.env, "\n".join(lines) + "\n")
+        self.assertEqual(f"{self.path}:5: invalid YAML: aliases (*name) are not allowed; "
+                         "write the values out", err.message)
+
+    def test_deep_nesting_size_and_special_files(self) -> None:
+        err = self.assertRaises(ConfigError, self.load, "[" * 100000)
+        self.assertIn("nested too deeply", err.message)
+        err = self.assertRaises(ConfigError, self.load,
+                                "# pad\n" * (imageset.MAX_CONFIG_BYTES // 6 + 1))
+        self.assertIn("larger than 1 MiB", err.message)
+        err = self.assertRaises(ConfigError, imageset.load, Path("/dev/zero"), Path("/out"))
+        self.assertEqual("/dev/zero: not a regular file", err.message)
+        os.mkfifo(self.top / "fifo")
+        err = self.assertRaises(ConfigError, imageset.load, self.top / "fifo", Path("/out"))
+        self.assertIn("not a regular file", err.message)
+        self.path.write_bytes(b"- name: \xff\n")
+        err = self.assertRaises(ConfigError, imageset.load, self.path, Path("/out"))
+        self.assertIn("not UTF-8", err.message)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 
 from sysext_builder.errors import (
     DependencyCycleError,
+    ElementFormatError,
     MissingElementError,
     MissingProviderError,
     ProvidesConflictError,
 )
 from sysext_builder.model import graph
+from sysext_builder.model.element import Element
 from tests.base import FakeCatalog, TestCase
 
 SEARCHED = FakeCatalog.SEARCHED
@@ -308,3 +311,48 @@ class TestOrderMatchesNetworkx(TestCase):
         from sysext_builder.model.graph import _order
 
         self.assertIsNone(_order({"a": {"b": None}, "b": {"a": None}, "c": {}}))
+
+
+class _BrokenCatalog(FakeCatalog):
+    """A catalog where ``broken`` cannot be loaded (a malformed element file)."""
+
+    def names(self) -> list[str]:
+        return sorted([*super().names(), "broken"])
+
+    def __contains__(self, name: object) -> bool:
+        return name == "broken" or super().__contains__(name)
+
+    def get(self, name: str) -> Element:
+        if name == "broken":
+            raise ElementFormatError("/fake/broken/element-deps:1: invalid element name 'x y'")
+        return super().get(name)
+
+    def load_all(self) -> Iterable[Element]:
+        return [self.get(n) for n in self.names()]
+
+
+class TestBrokenUnrelatedElement(TestCase):
+    """Issue 12: a missing dependency was reported as a broken element elsewhere."""
+
+    SPEC = {"a": (["b"], []), "b": (["nosuch"], []), "glean": ([], ["net"])}
+
+    def test_missing_dependency_is_named_not_the_broken_element(self) -> None:
+        exc = self.assertRaises(MissingElementError, graph.resolve, ["a"],
+                                _BrokenCatalog(self.SPEC))
+        self.assertEqual("element 'nosuch' not found (required by a -> b -> nosuch)",
+                         exc.message)
+
+    def test_providers_are_still_found_past_the_broken_element(self) -> None:
+        spec = {"a": (["net"], []), "glean": ([], ["net"])}
+        exc = self.assertRaises(MissingProviderError, graph.resolve, ["a"],
+                                _BrokenCatalog(spec))
+        self.assertIn("known providers: glean", exc.hint or "")
+
+    def test_a_broken_element_that_is_needed_is_reported(self) -> None:
+        spec = {"a": (["broken"], [])}
+        exc = self.assertRaises(ElementFormatError, graph.resolve, ["a"], _BrokenCatalog(spec))
+        self.assertIn("/fake/broken/element-deps:1", exc.message)
+
+    def test_resolution_without_missing_names_never_loads_it(self) -> None:
+        res = graph.resolve(["a"], _BrokenCatalog({"a": ([], [])}))
+        self.assertEqual(("a",), res.names)
