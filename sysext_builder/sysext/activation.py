@@ -66,10 +66,13 @@ def enabling_targets(root: Path, name: str) -> list[str]:
 
 
 def unit_text(name: str, targets: list[str]) -> str:
-    # "a || b && c" is "(a || b) && c" in sh
-    loop = ('for t in "$@"; do systemctl -q is-active "$t" || '
-            'systemctl list-jobs --no-legend "$t" | grep -q . && '
-            'systemctl --no-block start "$t"; done')
+    # a target that is neither active nor queued is asked again (a busy manager
+    # may not answer at once) before it is left alone
+    loop = ('for t in "$@"; do n=0; while [ $n -lt 3 ]; do '
+            'if systemctl -q is-active "$t" || '
+            'systemctl list-jobs --no-legend "$t" | grep -q .; then '
+            'echo "starting $t"; systemctl --no-block start "$t"; break; fi; '
+            'n=$((n + 1)); sleep 1; done; done')
     return "\n".join([
         f"# {name}: made by sysext-builder.  The extension is merged after the boot",
         "# transaction was computed; a new start job of each target that is active or",

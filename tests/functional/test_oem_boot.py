@@ -44,7 +44,8 @@ class TestOemPartitionBoot(testtools.TestCase):
         problem = mirror_problem()
         require("network", problem is None, f"no Debian mirror: {problem}")
         self.work = Path(tempfile.mkdtemp(prefix="sysext-oem-boot-", dir="/var/tmp"))
-        self.addCleanup(remove_tree, self.work)
+        if os.environ.get("SYSEXT_TEST_KEEP") != "1":
+            self.addCleanup(remove_tree, self.work)
         write_tree(self.work / "elements", {"oem-once-test": {
             "deps": ["qemu-oem"], "README.rst": "a once unit in an OEM image\n",
             "units": f"once {PROBE} multi-user.target\n",
@@ -74,7 +75,15 @@ class TestOemPartitionBoot(testtools.TestCase):
         ran = vm.boot(spec, workdir, 600, root_disk=disk)
         problems = boot.failures(boot.parse_report(ran.results), assertions,
                                  timed_out=ran.timed_out)
-        self.assertEqual([], problems, f"boot {n}: see {ran.console}")
+        kept = ""
+        if problems:  # the work dir goes with the test: keep what explains the failure
+            kept_dir = Path(tempfile.mkdtemp(prefix=f"sysext-oem-boot-{n}-failed-",
+                                             dir="/var/tmp"))
+            for log in (ran.console, workdir / "results.log"):
+                if log.exists():
+                    shutil.copy(log, kept_dir / log.name)
+            kept = f"; logs kept in {kept_dir}"
+        self.assertEqual([], problems, f"boot {n}{kept}")
         return ran.disk
 
     def test_three_boots(self) -> None:
