@@ -10,6 +10,13 @@
 If the calling thread is interrupted (KeyboardInterrupt or the builder's
 SIGTERM handler raising), the child's whole process group is terminated
 before the exception propagates, so nothing keeps writing after we stop.
+
+Every command runs under a small supervisor (:data:`_SUPERVISOR`, a fresh
+``python -I -S``): it is a child subreaper (``PR_SET_CHILD_SUBREAPER``), so
+whatever the command starts stays its descendant even after ``setsid`` or a
+double fork, and it has ``PR_SET_PDEATHSIG``, so when the builder dies, even
+by SIGKILL, it is told and kills every descendant.  It also kills what a
+command leaves running when it exits.  See doc/design.rst.
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,13 +61,126 @@ DEBIAN_PACKAGES = {
 }
 
 
-_LIVE: set[subprocess.Popen[bytes] | subprocess.Popen[str]] = set()
+_Proc = subprocess.Popen[bytes] | subprocess.Popen[str]
+#: running commands -> the argv they were asked to run (without the supervisor)
+_LIVE: dict[_Proc, tuple[str, ...]] = {}
 _LIVE_LOCK = threading.Lock()
 
+#: The supervisor every command runs under (argv: parent pid, error fd, command...).
+#: Exit statuses and signals of the command are passed on as its own.
+_SUPERVISOR = r"""
+import ctypes, errno, os, signal, sys, time
+STOPS = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
+WAKE = STOPS | {signal.SIGCHLD}
+def descendants(top):
+    kids = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/" + name + "/stat", "rb") as f:
+                    ppid = int(f.read().rpartition(b")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(name))
+    found, todo = [], [top]
+    while todo:
+        for kid in kids.get(todo.pop(), ()):
+            found.append(kid)
+            todo.append(kid)
+    return found
+def reaped(main, status):
+    # (status of main, whether no child is left), reaping every exited child
+    try:
+        while True:
+            got, st = os.waitpid(-1, os.WNOHANG)
+            if got == 0:
+                return status, False
+            if got == main:
+                status = st
+    except ChildProcessError:
+        return status, True
+def reap(main, status, grace):
+    deadline, give_up, left = time.monotonic() + grace, time.monotonic() + grace + 10, None
+    while time.monotonic() < give_up:
+        procs = descendants(os.getpid())
+        left = len(procs) if left is None else left
+        for pid in procs:
+            try:
+                os.kill(pid, signal.SIGTERM if time.monotonic() < deadline else signal.SIGKILL)
+            except OSError:
+                pass
+        status, done = reaped(main, status)
+        if done:
+            break
+        time.sleep(0.05)
+    return status, left or 0
+def main():
+    parent, errfd, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+    signal.pthread_sigmask(signal.SIG_BLOCK, WAKE)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    if os.getppid() != parent:  # the builder died before PDEATHSIG was set
+        os._exit(1)
+    pid = os.fork()
+    if pid == 0:
+        for signum in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WAKE)
+        os.set_inheritable(errfd, False)
+        try:
+            os.execvp(argv[0], argv)
+        except OSError as exc:
+            os.write(errfd, str(exc.errno or errno.ENOEXEC).encode())
+        os._exit(127)
+    os.close(errfd)
+    status = None
+    while status is None:
+        if signal.sigwaitinfo(WAKE).si_signo in STOPS:
+            break
+        status, _ = reaped(pid, status)
+    status, left = reap(pid, status, 2.0)
+    if left and status is not None and not os.WIFSIGNALED(status):
+        os.write(2, ("sysext-builder: killed %d process(es) %s left running\n"
+                     % (left, os.path.basename(argv[0]))).encode())
+    if status is None:
+        os._exit(1)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(os.getpid(), sig)
+        os._exit(128 + sig)
+    os._exit(os.WEXITSTATUS(status))
+main()
+"""
 
-def _track(proc: subprocess.Popen[bytes] | subprocess.Popen[str], live: bool) -> None:
+
+def _track(proc: _Proc, argv: Sequence[str] | None) -> None:
     with _LIVE_LOCK:
-        (_LIVE.add if live else _LIVE.discard)(proc)
+        if argv is None:
+            _LIVE.pop(proc, None)
+        else:
+            _LIVE[proc] = tuple(argv)
+
+
+def _supervised(argv: Sequence[str]) -> tuple[list[str], int, int]:
+    """(argv under the supervisor, read end, write end of its exec-error pipe)."""
+    rfd, wfd = os.pipe()
+    return ([sys.executable, "-I", "-S", "-c", _SUPERVISOR, str(os.getpid()), str(wfd),
+             *argv], rfd, wfd)
+
+
+def _check_exec(proc: _Proc, rfd: int, wfd: int, argv: Sequence[str]) -> None:
+    """Raise the OSError the command's exec failed with (as Popen would)."""
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as pipe:
+        data = pipe.read()
+    if data:
+        proc.wait()
+        code = int(data)
+        raise OSError(code, os.strerror(code), argv[0])
 
 
 def terminate_all() -> None:
@@ -108,7 +230,55 @@ def require_tool(tool: str) -> str:
     return found
 
 
-def _kill_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+def process_stamp(pid: int | None = None) -> str | None:
+    """``BOOT.START`` of a running process (8 hex digits of the boot id, its start
+    time in clock ticks since boot): what tells a PID reused after the process
+    died (or after a reboot) apart from the process itself; ``None`` if gone."""
+    try:
+        with open(f"/proc/{pid or os.getpid()}/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip().replace("-", "")[:8]
+    except OSError:
+        return None
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return f"{boot}.{int(fields[19])}"
+
+
+def temp_tag() -> str:
+    """``PID-BOOT.START`` of this process, for names of temporary files that
+    :func:`stale_temps` of a later run recognises once this process is gone."""
+    return f"{os.getpid()}-{process_stamp() or '0.0'}"
+
+
+_TEMP = re.compile(r"^\..+\.(?:tmp|old)-(\d+)(?:-([0-9a-f]{8}\.\d+))?(?:-[0-9a-f]+)?$")
+
+
+def stale_temps(directory: Path) -> list[Path]:
+    """Hidden temporaries (``.NAME.tmp-TAG...``, ``.NAME.old-TAG...``) in ``directory``
+    whose process is dead: its PID runs no more, or runs another process (other
+    start time or boot).  Names without a stamp count only when the PID is gone;
+    nothing else is ever listed."""
+    if not os.path.isdir("/proc/self"):
+        return []
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    stale = []
+    for name in names:
+        match = _TEMP.match(name)
+        if match is None:
+            continue
+        pid, stamp = int(match.group(1)), match.group(2)
+        now = process_stamp(pid)
+        if now is None or (stamp is not None and stamp != now):
+            stale.append(directory / name)
+    return stale
+
+
+def _kill_group(proc: _Proc) -> None:
     if proc.poll() is not None:
         return
     try:
@@ -127,18 +297,25 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
         what: str | None = None) -> Completed:
     """Run to completion capturing stdout/stderr (text)."""
     LOG.debug("run: %s", " ".join(argv))
-    proc = subprocess.Popen(list(argv), env=dict(env) if env is not None else None, cwd=cwd,  # noqa: S603 - the one place commands run; argv lists, never a shell string
-                            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    _track(proc, True)
+    full, rfd, wfd = _supervised(argv)
     try:
+        proc = subprocess.Popen(full, env=dict(env) if env is not None else None, cwd=cwd,  # noqa: S603 - the one place commands run; argv lists, never a shell string
+                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, pass_fds=(wfd,))
+    except BaseException:
+        os.close(rfd)
+        os.close(wfd)
+        raise
+    _track(proc, argv)
+    try:
+        _check_exec(proc, rfd, wfd, argv)
         out, err = proc.communicate(input)
     except BaseException:
         _kill_group(proc)
         raise
     finally:
-        _track(proc, False)
+        _track(proc, None)
     if check and proc.returncode != 0:
         tail = (err or out).splitlines()[-TAIL_LINES:]
         raise CommandFailed(argv, proc.returncode, tail, what)
@@ -154,12 +331,20 @@ def stream(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
     """
     LOG.debug("stream: %s", " ".join(argv))
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
-    proc = subprocess.Popen(list(argv), env=dict(env) if env is not None else None, cwd=cwd,  # noqa: S603 - the one place commands run; argv lists, never a shell string
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    assert proc.stdout is not None
-    _track(proc, True)
+    full, rfd, wfd = _supervised(argv)
     try:
+        proc = subprocess.Popen(full, env=dict(env) if env is not None else None, cwd=cwd,  # noqa: S603 - the one place commands run; argv lists, never a shell string
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                pass_fds=(wfd,))
+    except BaseException:
+        os.close(rfd)
+        os.close(wfd)
+        raise
+    assert proc.stdout is not None
+    _track(proc, argv)
+    try:
+        _check_exec(proc, rfd, wfd, argv)
         for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             tail.append(line)
@@ -171,7 +356,7 @@ def stream(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
         raise
     finally:
         proc.stdout.close()
-        _track(proc, False)
+        _track(proc, None)
     return proc.returncode, list(tail)
 
 
@@ -191,7 +376,7 @@ def run_bounded(argv: Sequence[str], timeout: float, *,
     if worker.is_alive():
         expired.set()
         with _LIVE_LOCK:
-            live = [p for p in _LIVE if list(p.args) == list(argv)]  # type: ignore[arg-type]
+            live = [p for p, asked in _LIVE.items() if asked == tuple(argv)]
         for proc in live:
             _kill_group(proc)
         worker.join()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -195,6 +196,55 @@ class TestRunBounded(RunnerTestCase):
         self.assertEqual((None, ["started"]), (code, tail))
         shell, child = (int(w) for w in pidfile.read_text().split())
         wait_until(lambda: gone(shell) and gone(child), "the shell and its child to die")
+
+
+class TestSupervisor(RunnerTestCase):
+    """Nothing a command starts outlives the builder, not even after SIGKILL."""
+
+    def start_builder(self, command: str) -> tuple[subprocess.Popen[bytes], list[int]]:
+        """A Python process streaming ``command`` (sh, which writes PIDs to a file and
+    then execs a sleep)."""
+        pidfile = self.dir / "pids"
+        self.kill_at_end(pidfile)
+        script = (f"from sysext_builder import runner\n"
+                  f"runner.stream(['sh', '-c', {command!r} + ' > {pidfile}.new; "
+                  f"mv {pidfile}.new {pidfile}; exec sleep 299'])\n")
+        builder = subprocess.Popen([PY, "-c", script], cwd=Path(runner.__file__).parents[1])
+        self.addCleanup(lambda: builder.poll() is None and builder.kill())
+        wait_until(pidfile.exists, "the command to start")
+        return builder, [int(w) for w in pidfile.read_text().split()]
+
+    def test_sigkill_of_the_builder_kills_children_that_left_the_session(self) -> None:
+        builder, pids = self.start_builder("sleep 300 & a=$!; setsid sleep 301 & "
+                                           "echo $$ $a $!")
+        self.assertEqual(3, len(pids))
+        self.assertFalse(any(gone(pid) for pid in pids))
+        builder.kill()
+        builder.wait()
+        wait_until(lambda: all(gone(pid) for pid in pids), f"{pids} to die", tries=200)
+
+    def test_sigkill_of_the_builder_kills_double_forked_daemons(self) -> None:
+        inner = self.dir / "inner"
+        builder, pids = self.start_builder(
+            f"(setsid sh -c 'sleep 302 & echo $! > {inner}' &); "
+            f"until [ -s {inner} ]; do sleep 0.05; done; echo $(cat {inner}) $$")
+        self.assertEqual(2, len(pids))
+        builder.kill()
+        builder.wait()
+        wait_until(lambda: all(gone(pid) for pid in pids), f"{pids} to die", tries=200)
+
+    def test_what_a_command_leaves_running_is_killed_and_said(self) -> None:
+        pidfile = self.dir / "pids"
+        self.kill_at_end(pidfile)
+        done = runner.run(["sh", "-c", f"setsid sleep 300 > /dev/null & echo $! > {pidfile}"])
+        self.assertEqual("sysext-builder: killed 1 process(es) sh left running\n", done.stderr)
+        self.assertTrue(gone(int(pidfile.read_text())))
+
+    def test_exec_errors_are_raised_as_popen_raises_them(self) -> None:
+        self.assertRaises(FileNotFoundError, runner.run, [str(self.dir / "missing")])
+        plain = self.dir / "plain"
+        plain.write_text("not executable\n")
+        self.assertRaises(PermissionError, runner.stream, [str(plain)])
 
 
 class TestRequireTool(testtools.TestCase):
