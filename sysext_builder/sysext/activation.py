@@ -32,7 +32,7 @@ import re
 from pathlib import Path
 
 from sysext_builder.errors import TreeRuleError
-from sysext_builder.sysext.tree import ensure_dirs
+from sysext_builder.sysext.tree import ensure_dirs, write_new
 
 LOG = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ RELOAD_SINCE = 255
 #: the host helper for older systemd
 HELPER_UNIT = "sysext-builder-reload.service"
 _LINK_DIRS = (".wants", ".requires", ".upholds")
+_OURS = "the builder writes it; remove the element's copy"
 
 
 def unit_name(name: str) -> str:
@@ -95,12 +96,7 @@ def write_activation(root: Path, name: str) -> list[str]:
                  f"# {name}: start the extension's units once it is merged\n"
                  f"[Unit]\nUpholds={unit_name(name)}\n"}
     for rel, text in files.items():
-        if os.path.lexists(root / rel):
-            raise TreeRuleError(f"units: {rel} already exists in the staging tree",
-                                hint="the builder writes it; remove the element's copy")
-        ensure_dirs(root, os.path.dirname(rel), "units")
-        (root / rel).write_text(text, encoding="utf-8")
-        (root / rel).chmod(0o644)
+        write_new(root, rel, text, "units", _OURS)
         LOG.info("unit activation: %s", rel)
     LOG.info("unit activation: %s starts %s once merged", unit_name(name), " ".join(targets))
     return list(files)
@@ -205,13 +201,10 @@ def write_udev_reload(root: Path, name: str, base: Path | None = None) -> list[s
         f"ExecStart=udevadm trigger --action=add {match}".rstrip(), ""])
     rel = f"{SYSTEM_UNIT_DIR}/{udev_unit_name(name)}"
     link = f"{SYSTEM_UNIT_DIR}/sysinit.target.wants/{udev_unit_name(name)}"
-    for path in (rel, link):
-        if os.path.lexists(root / path):
-            raise TreeRuleError(f"units: {path} already exists in the staging tree",
-                                hint="the builder writes it; remove the element's copy")
+    if os.path.lexists(root / link):
+        raise TreeRuleError(f"units: {link} already exists in the staging tree", hint=_OURS)
+    write_new(root, rel, unit, "units", _OURS)
     ensure_dirs(root, os.path.dirname(link), "units")
-    (root / rel).write_text(unit, encoding="utf-8")
-    (root / rel).chmod(0o644)
     os.symlink(f"../{udev_unit_name(name)}", root / link)
     LOG.info("unit activation: %s replays %s", udev_unit_name(name),
              ", ".join(subsystems) if subsystems else "every device")

@@ -231,6 +231,16 @@ def _plan_var(root: Path) -> _Plan:
     return plan
 
 
+def write_new(root: Path, rel: str, text: str, what: str, hint: str) -> None:
+    """Write a file the builder makes (mode 0644) at ``rel``, parents included;
+    a path already in the staging tree is a :class:`TreeRuleError` naming ``what``."""
+    if os.path.lexists(root / rel):
+        raise TreeRuleError(f"{what}: {rel} already exists in the staging tree", hint=hint)
+    ensure_dirs(root, os.path.dirname(rel), what)
+    (root / rel).write_text(text, encoding="utf-8")
+    (root / rel).chmod(0o644)
+
+
 def ensure_dirs(root: Path, rel_dir: str, source: str = "") -> None:
     """Create ``root/rel_dir`` (0755 each); a symlink or file on the way is an error.
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from sysext_builder.errors import TreeRuleError
 from sysext_builder.sysext import units
-from sysext_builder.sysext.tree import TMPFILES_DIR, ensure_dirs
+from sysext_builder.sysext.tree import TMPFILES_DIR, write_new
 
 LOG = logging.getLogger(__name__)
 
@@ -338,13 +338,7 @@ def tmpfiles_naming(root: Path, names: frozenset[str]) -> list[str]:
 
 
 def _write(root: Path, rel: str, text: str, what: str) -> None:
-    path = root / rel
-    ensure_dirs(root, os.path.dirname(rel), what)
-    if os.path.lexists(path):
-        raise TreeRuleError(f"{what}: {rel} already exists in the staging tree",
-                            hint="remove it, or give the image another name")
-    path.write_text(text, encoding="utf-8")
-    path.chmod(0o644)
+    write_new(root, rel, text, what, "remove it, or give the image another name")
 
 
 def _is_dir(path: Path) -> bool:
