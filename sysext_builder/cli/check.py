@@ -50,10 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "namespace and list what appeared (needs root)")
     p.add_argument("--systemd-version", metavar="N", type=int,
                    help="the target's systemd version, for the name rule (>= 256 cuts the "
-                        "name at '_' or '+'), ID_LIKE matching (>= 258) and whether the "
+                        "name at '_' or '+'), ID_LIKE matching (see --id-like) and whether the "
                         "image's units start at boot without the host helper (>= 255) "
                         "(default: the --root's systemd package, else the version of "
                         "systemd-sysext here, else 252)")
+    p.add_argument("--id-like", action=argparse.BooleanOptionalAction, default=None,
+                   help="whether the target's systemd-sysext accepts an extension whose ID is a "
+                        "word of the host's ID_LIKE (default: yes for systemd >= 258 and for "
+                        "Debian's systemd >= 257, which has it too; no for older ones)")
     p.add_argument("--arch", metavar="ARCH",
                    help="the target architecture in systemd's spelling, e.g. x86-64 or "
                         "arm64 (default: this machine's)")
@@ -63,14 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _target(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+def _target(args: argparse.Namespace, version: int) -> tuple[str, dict[str, str]]:
     from sysext_builder.errors import ReleaseError
     from sysext_builder.sysext import osrelease
 
     if args.os_release is not None:
-        return str(args.os_release), osrelease.read_file(args.os_release)
+        return str(args.os_release), osrelease.read_file(args.os_release,
+                                                         systemd_version=version)
     root = args.root if args.root is not None else Path("/")
-    fields = osrelease.read_root(root)
+    fields = osrelease.read_root(root, systemd_version=version)
     if fields is None:
         raise ReleaseError(f"{root}: neither etc/os-release nor usr/lib/os-release exists",
                            hint="give the target with --os-release FILE")
@@ -111,28 +116,34 @@ def check(args: argparse.Namespace) -> int:
         raise EnvironmentUnusableError(
             "--merge needs root: systemd-sysext mounts the image in a private mount namespace",
             hint="run as root, or drop --merge for the read-only check")
+    from sysext_builder.staging import debian
+
     version = args.systemd_version
     if version is None and args.root is not None:
-        from sysext_builder.staging import debian
-
         version = debian.systemd_version(args.root)
     if version is None:
         version = verify.systemd_version() or 252
+    id_like = args.id_like
+    if id_like is None:
+        # the Debian build is the one whose dpkg database lists systemd at that version
+        packaged = debian.systemd_version(args.root if args.root is not None else Path("/"))
+        id_like = compat.id_like_default(version, debian_build=packaged == version)
     arch = _arch(args)
-    described, target = _target(args)
+    described, target = _target(args, version)
     ext = image.read_extension(args.image, systemd_version=version)
     common.LOG.info("%s: %s image, %s: %s", ext.path.name, ext.kind, ext.release_file,
                     " ".join(f"{k}={v}" for k, v in ext.fields.items()))
-    common.LOG.info("target: %s (%s), architecture %s, scope %s, systemd %d", described,
+    common.LOG.info("target: %s (%s), architecture %s, scope %s, systemd %d%s", described,
                     " ".join(f"{k}={target[k]}" for k in ("ID", "VERSION_ID", "SYSEXT_LEVEL")
-                             if k in target), arch, args.scope, version)
+                             if k in target), arch, args.scope, version,
+                    ", ID_LIKE matched" if id_like else "")
     if ext.kind != "directory" and not ext.path.name.endswith(".raw"):
         common.LOG.warning("systemd-sysext only picks up image files named NAME.raw")
     if ext.has_os_release:
         raise ImageError(f"{ext.path.name}: ships usr/lib/os-release, which systemd-sysext "
                          "refuses in an extension")
     reason = compat.incompatibility(ext.fields, target, host_arch=arch, scope=args.scope,
-                                    id_like=version >= 258)
+                                    id_like=id_like)
     if reason is not None:
         print(f"incompatible: {reason}")
         return IncompatibleError.exit_code

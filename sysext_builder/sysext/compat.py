@@ -71,6 +71,16 @@ def incompatibility(ext: Mapping[str, str], host: Mapping[str, str], *, host_arc
     return _version_mismatch(ext, host)
 
 
+def id_like_default(systemd_version: int, *, debian_build: bool) -> bool:
+    """Does that systemd-sysext match an extension ID against the host's ``ID_LIKE``?
+
+    Upstream from 258 on; Debian's 257 (``257.x-N~deb13uM``) carries the change as a
+    patch (its systemd-sysext names ``ID_LIKE``, 252's does not), so a 257 read off
+    a dpkg database counts too.
+    """
+    return systemd_version >= 258 or (debian_build and systemd_version >= 257)
+
+
 def _scope_or_arch(ext: Mapping[str, str], *, host_arch: str, scope: str) -> str | None:
     # Not _get(): here absent and empty differ.  An absent scope means the default;
     # systemd splits an empty one into an empty list, which contains no scope.

@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sysext_builder import runner
+from sysext_builder import runner, treeread
 from sysext_builder.errors import ImageError
 from sysext_builder.sysext import osrelease
 from sysext_builder.sysext.compat import image_name, release_name_ok
@@ -186,12 +186,15 @@ def _read_view(image: Path, kind: str, view: Path, systemd_version: int) -> Exte
     rel = f"{RELEASE_DIR}/{chosen}"
     try:
         path = _inside(view, rel)
-        text = path.read_text(encoding="utf-8")
+        data = treeread.read_regular(path, osrelease.MAX_BYTES)
+        text = osrelease.decode(data, f"{image.name}:{rel}")
     except ImageError as exc:
         raise ImageError(f"{image.name}: {exc.message}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except treeread.ReadRefused as exc:
         raise ImageError(f"{image.name}: cannot read {rel}: {exc}") from exc
-    fields = osrelease.parse(text, f"{image.name}:{rel}")
+    except OSError as exc:
+        raise ImageError(f"{image.name}: cannot read {rel}: {exc.strerror}") from exc
+    fields = osrelease.parse(text, f"{image.name}:{rel}", systemd_version=systemd_version)
     return ExtensionImage(path=image, kind=kind, name=image_name(image.name, systemd_version),
                           release_file=chosen, fields=fields, present=tuple(present),
                           relaxed=relaxed, has_os_release=os.path.lexists(view / OS_RELEASE))

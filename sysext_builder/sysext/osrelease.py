@@ -1,19 +1,33 @@
-"""os-release syntax: parse and render (used for os-release and extension-release).
+r"""os-release syntax: read as systemd reads it, render what every reader reads alike.
 
-Format (os-release(5)): ``KEY=value`` lines, ``#`` comment lines, blank lines;
-values may be unquoted or quoted with ``"`` or ``'`` using shell escaping
-(``\\"``, ``\\\\``, ``\\$``, ``\\```).  Keys are ``[A-Z][A-Z0-9_]*``.
+Reading (:func:`parse`) mirrors systemd's env-file parser
+(``parse_env_file_internal()``, ``src/basic/env-file.c``), which systemd-sysext
+uses for the host's os-release and for an image's extension-release, so that a
+verdict here is systemd's:
 
-Deliberately stricter than systemd's env-file parser, which also reads unquoted
-spaces, ``;`` comments, lower-case keys and backslash continuations: os-release(5)
-asks for files a shell can source, and what this module accepts reads the same
-in systemd, in a shell and in other os-release readers.
+- ``#`` and ``;`` start a comment, but only where a key could start;
+- a key is everything up to ``=`` (lower case and inner blanks included), its
+  trailing blanks cut; a line without ``=`` is ignored;
+- blanks before a value are skipped; an unquoted value keeps inner blanks, loses
+  trailing ones and takes quotes literally; a backslash takes the next character
+  literally, and a backslash-newline continues the line;
+- ``'...'`` is literal; in ``"..."`` a backslash escapes only ``"``, ``\``, a
+  backquote and ``$`` (other backslashes stay) and backslash-newline continues;
+  a quoted part may be followed by more parts, blanks between them dropped;
+- an unterminated quote runs to the end of the file, without an error;
+- a repeated key: the last one wins;
+- a comment ending in a backslash swallows the next line up to systemd 253;
+  from 254 on that next line is read as a line of its own.
+
+The only reading error systemd knows is invalid UTF-8 (:func:`decode`).
+Rendering (:func:`render`) is strict: keys ``[A-Z][A-Z0-9_]*``, single-line
+values, quoted so that systemd and a shell read them alike.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sysext_builder import treeread
@@ -23,30 +37,146 @@ from sysext_builder.errors import ReleaseError
 MAX_BYTES = 64 * 1024
 #: characters of a bad line or value quoted in an error
 QUOTE_CHARS = 80
+#: the systemd version whose reading :func:`parse` follows unless told otherwise
+DEFAULT_SYSTEMD = 257
 
 _KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SAFE_RE = re.compile(r"^[A-Za-z0-9_.,:/+@%=-]*$")
+_BLANK = " \t\n\r"
+_NEWLINE = "\n\r"
+_DQ_ESCAPED = '"\\`$'
 
 
-def parse(text: str, source: str = "<string>") -> dict[str, str]:
-    """Parse os-release text; errors name ``source`` and the line."""
-    fields: dict[str, str] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not _KEY_RE.match(key):
-            raise ReleaseError(f"{source}:{lineno}: not a KEY=value line: {_excerpt(raw)}")
-        try:
-            # a repeated key: the last assignment wins, as in systemd and a shell
-            fields[key] = _unquote(value.lstrip())
-        except _UnquotedSpace as exc:
-            raise ReleaseError(f"{source}:{lineno}: {key} value has unquoted spaces",
-                               hint='quote it: KEY="a b"') from exc
-        except ValueError as exc:
-            raise ReleaseError(f"{source}:{lineno}: bad quoting in {key}: {exc}") from exc
-    return fields
+def parse(text: str, source: str = "<string>", *,
+          systemd_version: int = DEFAULT_SYSTEMD) -> dict[str, str]:
+    """Fields of os-release ``text`` as systemd ``systemd_version`` reads them.
+
+    Reading text never fails (see the module doc); ``source`` is accepted for
+    symmetry with :func:`decode`, which is where a file can be refused.
+    """
+    del source
+    return _Reader(comment_escape_ends=systemd_version >= 254).run(text)
+
+
+_State = Callable[[str], "_State"]
+
+
+class _Reader:
+    """systemd's env-file state machine: each state is a method taking one character
+    and returning the next state."""
+
+    def __init__(self, *, comment_escape_ends: bool) -> None:
+        self.comment_escape_ends = comment_escape_ends
+        self.fields: dict[str, str] = {}
+        self.name: list[str] = []
+        self.text: list[str] = []
+        self.name_blank: int | None = None  # where the key's trailing blanks start
+        self.text_blank: int | None = None  # where an unquoted value's trailing blanks start
+
+    def run(self, text: str) -> dict[str, str]:
+        state: _State = self.pre_key
+        for char in text:
+            state = state(char)
+        if state not in (self.pre_key, self.key, self.comment, self.comment_escape):
+            self.push(chomp=state == self.value)
+        return self.fields
+
+    def push(self, *, chomp: bool) -> None:
+        if self.name_blank is not None:
+            del self.name[self.name_blank:]
+        if chomp and self.text_blank is not None:
+            del self.text[self.text_blank:]
+        self.fields["".join(self.name)] = "".join(self.text)
+        self.name, self.text = [], []
+
+    def pre_key(self, char: str) -> _State:
+        if char in "#;":
+            return self.comment
+        if char in _BLANK:
+            return self.pre_key
+        self.name, self.name_blank = [char], None
+        return self.key
+
+    def key(self, char: str) -> _State:
+        if char in _NEWLINE:
+            self.name = []
+            return self.pre_key
+        if char == "=":
+            self.text_blank = None
+            return self.pre_value
+        if char not in _BLANK:
+            self.name_blank = None
+        elif self.name_blank is None:
+            self.name_blank = len(self.name)
+        self.name.append(char)
+        return self.key
+
+    def pre_value(self, char: str) -> _State:
+        if char in _NEWLINE:
+            self.push(chomp=False)
+            return self.pre_key
+        if char == "'":
+            return self.single
+        if char == '"':
+            return self.double
+        if char == "\\":
+            return self.value_escape
+        if char in _BLANK:
+            return self.pre_value
+        self.text.append(char)
+        return self.value
+
+    def value(self, char: str) -> _State:
+        if char in _NEWLINE:
+            self.push(chomp=True)
+            return self.pre_key
+        if char == "\\":
+            self.text_blank = None
+            return self.value_escape
+        if char not in _BLANK:
+            self.text_blank = None
+        elif self.text_blank is None:
+            self.text_blank = len(self.text)
+        self.text.append(char)
+        return self.value
+
+    def value_escape(self, char: str) -> _State:
+        if char not in _NEWLINE:
+            self.text.append(char)
+        return self.value
+
+    def single(self, char: str) -> _State:
+        if char == "'":
+            return self.pre_value
+        self.text.append(char)
+        return self.single
+
+    def double(self, char: str) -> _State:
+        if char == '"':
+            return self.pre_value
+        if char == "\\":
+            return self.double_escape
+        self.text.append(char)
+        return self.double
+
+    def double_escape(self, char: str) -> _State:
+        if char in _DQ_ESCAPED:
+            self.text.append(char)
+        elif char != "\n":
+            self.text.extend(("\\", char))
+        return self.double
+
+    def comment(self, char: str) -> _State:
+        if char == "\\":
+            return self.comment_escape
+        if char in _NEWLINE:
+            return self.pre_key
+        return self.comment
+
+    def comment_escape(self, char: str) -> _State:
+        if self.comment_escape_ends and char in _NEWLINE:
+            return self.pre_key
+        return self.comment
 
 
 def _excerpt(text: str) -> str:
@@ -54,43 +184,6 @@ def _excerpt(text: str) -> str:
     if len(text) <= QUOTE_CHARS:
         return repr(text)
     return f"{text[:QUOTE_CHARS]!r}... ({len(text) - QUOTE_CHARS} more characters)"
-
-
-class _UnquotedSpace(ValueError):
-    pass
-
-
-def _unquote(value: str) -> str:
-    """Undo shell quoting the way systemd's env-file parser does.
-
-    Inside double quotes a backslash escapes only the double quote, backslash,
-    dollar and backquote (other backslashes stay); outside quotes it escapes any character;
-    single quotes are literal.  Quoted and unquoted parts may be concatenated.
-    """
-    out: list[str] = []
-    quote = ""
-    chars = iter(value)
-    for char in chars:
-        if quote == "'":
-            quote, keep = ("", "") if char == "'" else (quote, char)
-        elif quote == '"':
-            if char == "\\":
-                nxt = next(chars, "")
-                keep = nxt if nxt in '"\\`$' else "\\" + nxt
-            else:
-                quote, keep = ("", "") if char == '"' else (quote, char)
-        elif char in "'\"":
-            quote, keep = char, ""
-        elif char == "\\":
-            keep = next(chars, "\\")
-        elif char.isspace():
-            raise _UnquotedSpace("unquoted whitespace")
-        else:
-            keep = char
-        out.append(keep)
-    if quote:
-        raise ValueError("No closing quotation")
-    return "".join(out)
 
 
 def decode(data: bytes, source: str) -> str:
@@ -103,17 +196,18 @@ def decode(data: bytes, source: str) -> str:
                            hint="os-release files are UTF-8") from exc
 
 
-def read_file(path: Path) -> dict[str, str]:
+def read_file(path: Path, *, systemd_version: int = DEFAULT_SYSTEMD) -> dict[str, str]:
     """Fields of the os-release file ``path``: a regular file of at most :data:`MAX_BYTES`."""
     try:
         data = treeread.read_regular(path, MAX_BYTES)
     except treeread.ReadRefused as exc:
         raise ReleaseError(str(exc), hint="an os-release file is a small regular file "
                            f"(at most {MAX_BYTES} bytes)") from exc
-    return parse(decode(data, str(path)), str(path))
+    return parse(decode(data, str(path)), str(path), systemd_version=systemd_version)
 
 
-def read_root(root: Path) -> dict[str, str] | None:
+def read_root(root: Path, *,
+              systemd_version: int = DEFAULT_SYSTEMD) -> dict[str, str] | None:
     """os-release of a root tree: ``etc/os-release``, else ``usr/lib/os-release``.
 
     systemd's order (open_os_release()): the ``etc`` file wins whenever it exists,
@@ -133,7 +227,7 @@ def read_root(root: Path) -> dict[str, str] | None:
             raise ReleaseError(str(exc), hint="the tree's os-release must be a regular file "
                                f"of at most {MAX_BYTES} bytes inside the tree") from exc
         source = str(root / rel)
-        return parse(decode(data, source), source)
+        return parse(decode(data, source), source, systemd_version=systemd_version)
     return None
 
 

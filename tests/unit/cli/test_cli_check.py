@@ -175,12 +175,43 @@ class TestCheck(testtools.TestCase):
         self.assertIn("no usr/lib/extension-release.d/extension-release.* in the image",
                       result.stderr)
 
-    def test_malformed_extension_release(self) -> None:
+    def test_line_without_equals_is_ignored_as_systemd_does(self) -> None:
         img = self.image("hello")
         (img / "usr/lib/extension-release.d/extension-release.hello").write_text("ID debian\n")
-        result = self.run_check(str(img))
-        self.assertEqual(23, result.code)
-        self.assertIn("extension-release.hello:1: not a KEY=value line", result.stderr)
+        self.assertIncompatible("extension carries no release data", self.run_check(str(img)))
+
+    def test_systemd_syntax_in_the_host_os_release(self) -> None:
+        # unquoted spaces, ';' comments, a lower-case key, a continuation: systemd reads them
+        self.host.write_text("; comment\nid=other\nID=deb\\\nian\nNAME=Debian GNU/Linux\n"
+                             "VERSION_ID = 12  \n")
+        result = self.run_check(str(self.image("hello")))
+        self.assertEqual(0, result.code, result.stderr)
+
+    def test_id_like_follows_the_version(self) -> None:
+        self.host.write_text("ID=ubuntu\nID_LIKE=debian\nVERSION_ID=12\n")
+        img = str(self.image("hello"))
+        self.assertIncompatible("extension ID 'debian' does not match host ID 'ubuntu'",
+                                self.run_check(img))  # 252
+        self.assertEqual(0, self.run_check(img, "--systemd-version", "258").code)
+        self.assertEqual(0, self.run_check(img, "--systemd-version", "257", "--id-like").code)
+        self.assertIncompatible(
+            "extension ID 'debian' does not match host ID 'ubuntu'",
+            self.run_check(img, "--systemd-version", "258", "--no-id-like"))
+
+    def test_id_like_of_debians_257_read_off_the_root(self) -> None:
+        root = self.dir / "root"
+        self.write_os_release(root / "etc/os-release",
+                              {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_ID": "12"})
+        (root / "var/lib/dpkg").mkdir(parents=True)
+        (root / "var/lib/dpkg/status").write_text(
+            "Package: systemd\nStatus: install ok installed\nVersion: 257.13-1~deb13u1\n")
+        img = str(self.image("hello"))
+        args = ["--root", str(root), "--arch", "x86-64", img]
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = check.main(args)
+        self.assertEqual((0, "compatible\n"), (code, out.getvalue()), err.getvalue())
+        self.assertIn("systemd 257, ID_LIKE matched", err.getvalue())
 
     def test_os_release_inside_the_image(self) -> None:
         img = self.image("hello")

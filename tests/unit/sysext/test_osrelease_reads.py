@@ -93,11 +93,8 @@ class TestReadFile(TestCase):
 
 class TestQuotedValuesAreBounded(TestCase):
 
-    def test_long_bad_line_is_cut(self) -> None:
-        exc = self.assertRaises(ReleaseError, osrelease.parse, "x" * 100_000, "f")
-        self.assertLess(len(exc.message), 200)
-        self.assertTrue(exc.message.endswith(f"... ({100_000 - osrelease.QUOTE_CHARS} more "
-                                             "characters)"), exc.message)
+    def test_long_line_without_equals_is_ignored(self) -> None:
+        self.assertEqual({"ID": "a"}, osrelease.parse("x" * 100_000 + "\nID=a\n", "f"))
 
     def test_long_bad_key_is_cut(self) -> None:
         exc = self.assertRaises(ReleaseError, osrelease.validate_value, "k" * 10_000, "v")
