@@ -26,14 +26,22 @@ usr/lib/os-release), or by default this machine's.
 carrying a copy of the target's os-release, inside a private mount namespace
 (root only; the host is not touched), and lists the files that appeared
 under usr/ and opt/.
+
+Without IMAGE, --root DIR checks every image installed in DIR's extension
+directories (etc/extensions, run/extensions, var/lib/extensions; before
+systemd 254 also usr/local/lib/extensions and usr/lib/extensions) the way
+one merge treats them: one line per entry (merged, skipped, shadowed by an
+earlier one of the same name, ignored, or aborts: an image that makes
+systemd-sysext refuse the whole merge), then what the merge would hold.
 """
 
 EPILOG = """\
 exit codes: 0 compatible (and merged), 2 usage, 22 a required tool is missing,
 23 an os-release / extension-release file is malformed, 25 --merge without
 root or without mount namespaces, 30 incompatible (or refused by
-systemd-sysext), 31 image unreadable, without extension-release or with a
-name mismatch.
+systemd-sysext; without IMAGE: some image skipped), 31 image unreadable,
+without extension-release or with a name mismatch (without IMAGE: the whole
+merge refused).
 """
 
 
@@ -63,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "arm64 (default: this machine's)")
     p.add_argument("--scope", choices=("system", "portable", "initrd"), default="system",
                    help="the scope the target uses the extension in (default: %(default)s)")
-    p.add_argument("image", metavar="IMAGE", type=Path, help="NAME.raw or a directory")
+    p.add_argument("image", metavar="IMAGE", type=Path, nargs="?",
+                   help="NAME.raw or a directory; without it, with --root, every image "
+                        "installed in DIR's extension directories")
     return p
 
 
@@ -108,6 +118,33 @@ def _merge(image: Path, target: dict[str, str]) -> int:
     return 0
 
 
+def _check_installed(args: argparse.Namespace, target: dict[str, str], version: int,
+                     arch: str, id_like: bool) -> int:
+    """Every image in the root's extension directories, as one merge would treat it."""
+    from sysext_builder.errors import ImageError, IncompatibleError, UsageError
+    from sysext_builder.sysext import compat, installed
+
+    if args.root is None or args.merge:
+        raise UsageError("without IMAGE, give --root DIR (and no --merge): the images "
+                         "installed in its extension directories are checked",
+                         hint="sysext-check --root / checks this machine's")
+    found = installed.scan(args.root, version, lambda fields: compat.incompatibility(
+        fields, target, host_arch=arch, scope=args.scope, id_like=id_like))
+    for entry in found:
+        print(f"{entry.rel}: {entry.verdict}" + (f": {entry.reason}" if entry.reason else ""))
+    aborting = [e for e in found if e.verdict == installed.ABORTS]
+    merged = [e.name for e in found if e.verdict == installed.MERGED]
+    if aborting:
+        print(f"merge: none ({aborting[0].rel} makes systemd-sysext {version} refuse "
+              "the whole merge)")
+        return ImageError.exit_code
+    print(f"merge: {', '.join(merged) if merged else 'nothing'} "
+          f"({len(merged)} of {len(found)} entries)")
+    if any(e.verdict == installed.SKIPPED for e in found):
+        return IncompatibleError.exit_code
+    return 0
+
+
 def check(args: argparse.Namespace) -> int:
     from sysext_builder.errors import EnvironmentUnusableError, ImageError, IncompatibleError
     from sysext_builder.sysext import compat, image, verify
@@ -130,6 +167,8 @@ def check(args: argparse.Namespace) -> int:
         id_like = compat.id_like_default(version, debian_build=packaged == version)
     arch = _arch(args)
     described, target = _target(args, version)
+    if args.image is None:
+        return _check_installed(args, target, version, arch, id_like)
     ext = image.read_extension(args.image, systemd_version=version)
     common.LOG.info("%s: %s image, %s: %s", ext.path.name, ext.kind, ext.release_file,
                     " ".join(f"{k}={v}" for k, v in ext.fields.items()))

@@ -63,6 +63,28 @@ CASES: dict[str, tuple[str, str, str]] = {
     "versioned-name": (DEB12, "versioned_1.2", "ID=debian\nVERSION_ID=12\n"),
 }
 
+GOOD = "ID=debian\nVERSION_ID=12\n"
+# name -> [(extension directory, image directory name, release file suffix, fields,
+#           ships usr/lib/os-release)]: several images merged at once
+SETS: dict[str, list[tuple[str, str, str, str, bool]]] = {
+    "skips-incompatible": [("var/lib/extensions", "good", "good", GOOD, False),
+                           ("var/lib/extensions", "old", "old", "ID=debian\nVERSION_ID=11\n",
+                            False)],
+    "skips-name-mismatch": [("var/lib/extensions", "good", "good", GOOD, False),
+                            ("var/lib/extensions", "bad", "other", GOOD, False)],
+    "skips-no-id": [("var/lib/extensions", "good", "good", GOOD, False),
+                    ("var/lib/extensions", "noid", "noid", "VERSION_ID=12\n", False)],
+    "first-of-a-name-wins": [("etc/extensions", "x", "x", GOOD, False),
+                             ("var/lib/extensions", "x", "x", GOOD, False)],
+    "os-release-aborts": [("var/lib/extensions", "good", "good", GOOD, False),
+                          ("var/lib/extensions", "o", "o", GOOD, True)],
+    "usr-lib-directories": [("var/lib/extensions", "good", "good", GOOD, False),
+                            ("usr/lib/extensions", "a", "a", GOOD, False),
+                            ("usr/local/lib/extensions", "b", "b", GOOD, False)],
+    "run-and-etc": [("run/extensions", "r", "r", GOOD, False),
+                    ("etc/extensions", "e", "e", GOOD, False)],
+}
+
 _MERGE = r"""
 set -u
 base=$1 root=$2 sysext=$3
@@ -134,6 +156,48 @@ class MatrixCase(testtools.TestCase):
                            str(img)])
         return code == 0
 
+    def real_set(self, name: str, images: list[tuple[str, str, str, str, bool]],
+                 base_root: Path | None, sysext: str) -> tuple[set[str], Path, str]:
+        root = self.work / name / "root"
+        for rel in ("etc", "usr", "opt"):
+            (root / rel).mkdir(parents=True, exist_ok=True)
+        (root / "etc/os-release").write_text(DEB12)
+        for directory, image, release_name, release, os_release in images:
+            img = root / directory / image
+            (img / "usr/share/sysext-matrix").mkdir(parents=True)
+            (img / "usr/share/sysext-matrix" / f"{image}@{directory.replace('/', '_')}"
+             ).write_text("x\n")
+            (img / "usr/lib/extension-release.d").mkdir(parents=True)
+            (img / f"usr/lib/extension-release.d/extension-release.{release_name}"
+             ).write_text(release)
+            if os_release:
+                (img / "usr/lib/os-release").write_text(DEB12)
+        proc = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "bash", "-c", _MERGE, "merge",
+             str(base_root or ""), str(root), sysext],
+            capture_output=True, text=True, timeout=120, check=False)
+        self.assertNotIn("rc=90", proc.stderr, proc.stderr)
+        merged = {line.split(" ", 1)[1] for line in proc.stdout.splitlines()
+                  if line.startswith("merged ")}
+        return merged, root, proc.stderr[-600:]
+
+    def compare_sets(self, base_root: Path | None, sysext: str, id_like: bool) -> None:
+        from sysext_builder.sysext import compat, installed
+
+        disagreements = []
+        for name, images in sorted(SETS.items()):
+            real, root, log = self.real_set(name, images, base_root, sysext)
+            found = installed.scan(root, self.systemd, lambda f: compat.incompatibility(
+                f, {"ID": "debian", "VERSION_ID": "12"}, host_arch="x86-64",
+                id_like=id_like))
+            ours = set() if any(e.verdict == installed.ABORTS for e in found) else {
+                e.rel.rsplit("/", 1)[1] + "@" + e.rel.rsplit("/", 1)[0].replace("/", "_")
+                for e in found if e.verdict == installed.MERGED}
+            if real != ours:
+                disagreements.append(f"{name}: systemd {self.systemd} merged {sorted(real)}, "
+                                     f"sysext-check says {sorted(ours)}; {log}")
+        self.assertEqual([], disagreements)
+
     def compare(self, base_root: Path | None, sysext: str, extra: list[str]) -> None:
         disagreements, merged = [], 0
         for name, (host, image, release) in sorted(CASES.items()):
@@ -158,11 +222,14 @@ class TestMatrix252(MatrixCase):
                 f"not 252: {out.splitlines()[:1]}")
         self.compare(None, shutil.which("systemd-sysext") or "systemd-sysext", [])
 
+    def test_installed_images_as_one_merge(self) -> None:
+        self.compare_sets(None, shutil.which("systemd-sysext") or "systemd-sysext", False)
+
 
 class TestMatrix257(MatrixCase):
     systemd = 257
 
-    def test_verdicts_equal_debian_13s_systemd_sysext(self) -> None:
+    def trixie(self) -> Path:
         base.require_tool("mmdebstrap", "mmdebstrap")
         problem = mirror_problem()
         require("network", problem is None, f"no Debian mirror: {problem}")
@@ -171,6 +238,11 @@ class TestMatrix257(MatrixCase):
 
         store = Cache(cache())
         with store.lock():  # as a build does: another test may be making the same base
-            tree = staging_base.open_base("debian:trixie", store.subdir("bases")).path
+            return staging_base.open_base("debian:trixie", store.subdir("bases")).path
+
+    def test_verdicts_equal_debian_13s_systemd_sysext(self) -> None:
         # Debian's 257 (from its dpkg database) matches ID_LIKE: the default says so
-        self.compare(tree, "/usr/bin/systemd-sysext", ["--id-like"])
+        self.compare(self.trixie(), "/usr/bin/systemd-sysext", ["--id-like"])
+
+    def test_installed_images_as_one_merge(self) -> None:
+        self.compare_sets(self.trixie(), "/usr/bin/systemd-sysext", True)

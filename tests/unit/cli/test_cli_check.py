@@ -198,6 +198,17 @@ class TestCheck(testtools.TestCase):
             "extension ID 'debian' does not match host ID 'ubuntu'",
             self.run_check(img, "--systemd-version", "258", "--no-id-like"))
 
+    def test_without_image_checks_what_the_root_has_installed(self) -> None:
+        root = self.dir / "root"
+        self.write_os_release(root / "etc/os-release", DEBIAN_12)
+        (root / "var/lib/extensions").mkdir(parents=True)
+        self.image("good").rename(root / "var/lib/extensions/good")
+        result = self.run_check(target=["--root", str(root)])
+        self.assertEqual((0, "var/lib/extensions/good: merged\n"
+                          "merge: good (1 of 1 entries)\n"), (result.code, result.stdout),
+                         result.stderr)
+        self.assertEqual(2, self.run_check().code)  # no IMAGE and no --root
+
     def test_id_like_of_debians_257_read_off_the_root(self) -> None:
         root = self.dir / "root"
         self.write_os_release(root / "etc/os-release",
