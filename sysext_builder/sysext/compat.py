@@ -137,8 +137,8 @@ def _version_mismatch(ext: Mapping[str, str], host: Mapping[str, str]) -> str | 
     return None
 
 
-def image_name(image_file_name: str, systemd_version: int) -> str:
-    """The NAME systemd derives from an installed image file (or directory) name."""
+def image_name(image_file_name: str, systemd_version: int, *, directory: bool = False) -> str:
+    """The NAME systemd derives from an installed image file (or ``directory``) name."""
     name = image_file_name.rstrip("/").rsplit("/", 1)[-1]
     # 256 added versioned image names (path_extract_image_name()): NAME_1.2.raw and
     # boot-counted NAME+3.raw both belong to NAME.  252 only drops ".raw", so there
@@ -152,7 +152,9 @@ def image_name(image_file_name: str, systemd_version: int) -> str:
             if char in "_+":
                 name = name[:index]
                 break
-    elif name.endswith(".raw"):
+    elif name.endswith(".raw") and not directory:
+        # measured: 252 names a directory "n.raw" "n.raw", and so ignores it when it
+        # carries extension-release.n
         name = name[: -len(".raw")]
     return name
 
@@ -165,11 +167,12 @@ def _image_name_valid(name: str) -> bool:
             and not name.startswith(".#"))
 
 
-def release_name_ok(image_file_name: str, release_suffix: str, systemd_version: int) -> bool:
+def release_name_ok(image_file_name: str, release_suffix: str, systemd_version: int, *,
+                    directory: bool = False) -> bool:
     """Would ``extension-release.<release_suffix>`` be found in ``image_file_name``?
 
     NAME is the file name minus ``.raw``; systemd >= 256 also strips
     ``.sysext.raw`` and cuts NAME at the first ``_`` or ``+``; 252 does not.
     """
-    name = image_name(image_file_name, systemd_version)
+    name = image_name(image_file_name, systemd_version, directory=directory)
     return _image_name_valid(name) and name == release_suffix

@@ -148,19 +148,20 @@ def _inside(view: Path, rel: str) -> Path:
 
 
 def _choose(image: Path, view: Path, present: list[str],
-            systemd_version: int) -> tuple[str, bool]:
+            systemd_version: int, directory: bool) -> tuple[str, bool]:
     # systemd's open_extension_release(): the exact name first; only when that file is
     # missing, the one file whose strict xattr is false.  Two such files are an error
     # there (ENOTUNIQ), not a choice.
     for entry in present:
-        if release_name_ok(image.name, entry[len(RELEASE_PREFIX):], systemd_version):
+        if release_name_ok(image.name, entry[len(RELEASE_PREFIX):], systemd_version,
+                           directory=directory):
             return entry, False
     relaxed = [e for e in present if _is_relaxed(view / RELEASE_DIR / e)]
     if len(relaxed) == 1:
         LOG.info("%s: name does not match; using %s (%s=false)", image.name, relaxed[0],
                  STRICT_XATTR)
         return relaxed[0], True
-    name = image_name(image.name, systemd_version)
+    name = image_name(image.name, systemd_version, directory=directory)
     if len(relaxed) > 1:
         raise ImageError(f"{image.name}: no extension-release.{name} and several files "
                          f"flagged {STRICT_XATTR}=false: {', '.join(relaxed)}")
@@ -182,7 +183,8 @@ def _read_view(image: Path, kind: str, view: Path, systemd_version: int) -> Exte
     if not present:
         raise ImageError(f"{image.name}: no {RELEASE_DIR}/{RELEASE_PREFIX}* in the image; "
                          "not a system extension")
-    chosen, relaxed = _choose(image, view, present, systemd_version)
+    directory = kind == "directory"
+    chosen, relaxed = _choose(image, view, present, systemd_version, directory)
     rel = f"{RELEASE_DIR}/{chosen}"
     try:
         path = _inside(view, rel)
@@ -195,7 +197,8 @@ def _read_view(image: Path, kind: str, view: Path, systemd_version: int) -> Exte
     except OSError as exc:
         raise ImageError(f"{image.name}: cannot read {rel}: {exc.strerror}") from exc
     fields = osrelease.parse(text, f"{image.name}:{rel}", systemd_version=systemd_version)
-    return ExtensionImage(path=image, kind=kind, name=image_name(image.name, systemd_version),
+    return ExtensionImage(path=image, kind=kind,
+                          name=image_name(image.name, systemd_version, directory=directory),
                           release_file=chosen, fields=fields, present=tuple(present),
                           relaxed=relaxed, has_os_release=os.path.lexists(view / OS_RELEASE))
 

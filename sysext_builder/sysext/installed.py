@@ -81,7 +81,7 @@ def scan(root: Path, systemd_version: int,
             if not is_dir and not (stat.S_ISREG(st.st_mode) and entry.endswith(".raw")):
                 found.append(Installed(rel, entry, IGNORED, "neither a directory nor NAME.raw"))
                 continue
-            name = compat.image_name(entry, systemd_version)
+            name = compat.image_name(entry, systemd_version, directory=is_dir)
             if name in seen:
                 found.append(Installed(rel, name, SHADOWED, f"{seen[name]} comes first"))
                 continue

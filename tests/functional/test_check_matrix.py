@@ -61,6 +61,8 @@ CASES: dict[str, tuple[str, str, str]] = {
                   "ID=debian\nVERSION_ID=12\n"),
     # names: 256 and later cut NAME at '_'
     "versioned-name": (DEB12, "versioned_1.2", "ID=debian\nVERSION_ID=12\n"),
+    # a directory named NAME.raw: 252 keeps the suffix in the name, 257 drops it
+    "raw-named-directory": (DEB12, "rawdir.raw", "ID=debian\nVERSION_ID=12\n"),
 }
 
 GOOD = "ID=debian\nVERSION_ID=12\n"
@@ -132,7 +134,7 @@ class MatrixCase(testtools.TestCase):
         (img / "usr/share/sysext-matrix").mkdir(parents=True)
         (img / "usr/share/sysext-matrix" / name).write_text("x\n")
         (img / "usr/lib/extension-release.d").mkdir(parents=True)
-        release_name = image.split("_")[0]
+        release_name = image.split("_")[0].removesuffix(".raw")
         (img / f"usr/lib/extension-release.d/extension-release.{release_name}").write_text(
             release)
         proc = subprocess.run(
@@ -147,7 +149,7 @@ class MatrixCase(testtools.TestCase):
         top = self.work / name / "check"
         img = top / image
         (img / "usr/lib/extension-release.d").mkdir(parents=True)
-        release_name = image.split("_")[0]
+        release_name = image.split("_")[0].removesuffix(".raw")
         (img / f"usr/lib/extension-release.d/extension-release.{release_name}").write_text(
             release)
         (top / "os-release").write_text(host)
