@@ -293,10 +293,12 @@ def _identity(config: BuildConfig, resolution: Resolution, base: BaseTree | None
     env = buildenv.host_environment(config, ws, resolution.names, arch,
                                     ws.path / "merged" if base else ws.root,
                                     base_release=base.os_release if base else None,
-                                    base_root=base.path if base else None)
+                                    base_root=base.path if base else None,
+                                    search_path=[d.path for d in discovery.search_path(
+                                        config.element_paths, config.environ)])
     defaults = environment.source(env_files, env, "defaults")
     target = buildenv.target(config, defaults, arch, base.os_release if base else None)
-    env["SYSEXT_NAME"] = target.name
+    env.update(buildenv.name_variables(target))
     env.update(buildenv.target_variables(target))
     return env, defaults, target
 

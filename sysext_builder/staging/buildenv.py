@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
+import re
+import shlex
 import shutil
 import stat
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,17 @@ _PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "TZ", "USER", "LOGNAME",
            "XDG_CACHE_HOME", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+#: systemd's architecture names -> DIB's (Debian's ``dpkg --print-architecture``)
+_DIB_ARCH: dict[str, str] = {
+    "x86-64": "amd64", "x86": "i386", "arm64": "arm64", "arm": "armhf",
+    "ppc64-le": "ppc64el", "ppc64": "ppc64", "ppc": "powerpc", "s390x": "s390x",
+    "s390": "s390", "riscv64": "riscv64", "loongarch64": "loong64",
+    "mips64-le": "mips64el", "mips-le": "mipsel", "parisc": "hppa", "sh": "sh4",
+}
+#: host-side paths that mean nothing inside the chroot (see chroot_environment)
+_HOST_ONLY = ("SYSEXT_BASE_ROOT", "DIB_PYTHON_EXEC", "DIB_IMAGE_CACHE", "ELEMENTS_PATH")
+_PYTHON_RE = re.compile(r"^python([23])(\.[0-9]+)?$")
+
 
 @dataclass(frozen=True)
 class Target:
@@ -41,10 +56,83 @@ class Target:
     arch: str = ""  # the build's architecture, systemd's spelling (x86-64, arm64, _any)
 
 
+def dib_arch(arch: str) -> str:
+    """DIB's spelling of systemd's architecture name ``arch`` (``x86-64`` -> ``amd64``).
+
+    ``_any`` (an architecture-independent image) gives the build host's; names
+    without a DIB spelling are returned unchanged."""
+    if arch == "_any":
+        arch = release.systemd_arch(platform.machine())
+    return _DIB_ARCH.get(arch, arch)
+
+
+def init_system(base_root: Path | None) -> str:
+    """``DIB_INIT_SYSTEM`` of the base tree: systemd unless the base has only OpenRC.
+
+    Without a base it is systemd: the target of a system extension runs it."""
+    if base_root is None or _exists(base_root, "usr/lib/systemd/systemd", "lib/systemd/systemd"):
+        return "systemd"
+    if _exists(base_root, "sbin/openrc", "usr/sbin/openrc", "sbin/openrc-run"):
+        return "openrc"
+    # a minimal base without an init (debootstrap --variant=minbase) still
+    # extends a systemd host; /etc/init.d says nothing (systemd hosts have one)
+    return "systemd"
+
+
+def python_major(base_root: Path | None) -> str:
+    """``DIB_PYTHON_VERSION`` (DIB's meaning: the major version) of the base's Python.
+
+    3 when the base has a ``python3``, 2 when it has only a ``python2``, else 3."""
+    if base_root is None:
+        return "3"
+    try:
+        names = os.listdir(base_root / "usr" / "bin")
+    except OSError:
+        return "3"
+    majors = {m.group(1) for m in map(_PYTHON_RE.match, names) if m}
+    return "2" if majors == {"2"} else "3"
+
+
+def _exists(root: Path, *rels: str) -> bool:
+    # lexists: never follows a base's absolute symlink out to the host
+    return any(os.path.lexists(root / rel) for rel in rels)
+
+
+def image_cache_dir(config: BuildConfig) -> Path:
+    """``DIB_IMAGE_CACHE``: DIB's download cache, kept in the builder's cache directory."""
+    return (config.cache_dir or paths.user_cache_dir()) / "dib-image-cache"
+
+
+def dib_args(config: BuildConfig) -> str:
+    """``DIB_ARGS``: the build's command line, as ``sysext-create`` arguments."""
+    words: list[str] = []
+    for path in config.element_paths:
+        words += ["--element-path", path]
+    if config.base is not None:
+        words += ["--base", str(config.base)]
+    if config.arch:
+        words += ["--arch", config.arch]
+    if config.output:
+        words += ["-o", config.output]
+    words += config.elements
+    return shlex.join(words)
+
+
+def dib_env(env: Mapping[str, str]) -> str:
+    """``DIB_ENV``: an ``export NAME=VALUE`` line per ``DIB_*`` variable of ``env``.
+
+    As in DIB it carries every ``DIB_*`` value the hooks get anyway (so also
+    credentials in them); like the environment, it is never recorded.  The
+    host-only ones are left out, so it reads the same inside the chroot."""
+    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())
+                     if k.startswith("DIB_") and k != "DIB_ENV" and k not in _HOST_ONLY)
+
+
 def host_environment(config: BuildConfig, ws: Workspace, names: Sequence[str], arch: str,
                      target_root: Path, *,
                      base_release: Mapping[str, str] | None = None,
-                     base_root: Path | None = None) -> dict[str, str]:
+                     base_root: Path | None = None,
+                     search_path: Sequence[Path | str] = ()) -> dict[str, str]:
     """The environment of host-side phases (and of environment.d sourcing).
 
     ``SYSEXT_BASE`` is ``1`` when building on a ``--base`` (then ``DISTRO_NAME``
@@ -52,13 +140,25 @@ def host_environment(config: BuildConfig, ws: Workspace, names: Sequence[str], a
     ``SYSEXT_BASE_ROOT`` is the (read-only) base tree, for host-side hooks that
     must tell the base's files from the ones the build added (a system extension
     cannot delete a file of the base); chrooted hooks do not get it.
+    ``ARCH`` is DIB's spelling of ``arch`` (``amd64``), ``SYSEXT_ARCH`` systemd's
+    (``x86-64``).  The user's ``DIB_*`` variables win over the ``DIB_*``
+    defaults derived here (init system, Python, install type, image cache),
+    never over the paths and names the builder owns.
     """
     env = {k: v for k, v in config.environ.items() if k in _PASSED}
     env.setdefault("PATH", _DEFAULT_PATH)
     env.update(config.user_variables())
     lib = paths.shell_lib_dir()
+    python = python_major(base_root)
+    for key, value in (("DIB_INIT_SYSTEM", init_system(base_root)),
+                       ("DIB_PYTHON_VERSION", python),
+                       ("DIB_PYTHON", f"python{python}"),
+                       ("DIB_DEFAULT_INSTALLTYPE", "source"),
+                       ("DIB_IMAGE_CACHE", str(image_cache_dir(config)))):
+        env.setdefault(key, value)
     env.update({
         "TARGET_ROOT": str(target_root),
+        "TMP_MOUNT_PATH": str(target_root),
         "TMP_BUILD_DIR": str(ws.tmp),
         "TMP_HOOKS_PATH": str(ws.hooks),
         "SYSEXT_ARTIFACTS_DIR": str(ws.artifacts),
@@ -66,27 +166,39 @@ def host_environment(config: BuildConfig, ws: Workspace, names: Sequence[str], a
         "SYSEXT_UNITS_FILE": str(ws.state / "units"),
         "SYSEXT_LIB": str(lib),
         "SYSEXT_FUNCTIONS": str(lib / "common-functions.sh"),
-        "ARCH": arch,
+        "ARCH": dib_arch(arch),
+        "SYSEXT_ARCH": arch,
         "IMAGE_ELEMENT": " ".join(names),
+        "ELEMENTS_PATH": ":".join(str(p) for p in search_path),
         "SOURCE_DATE_EPOCH": str(config.epoch),
         "DIB_DEBUG_TRACE": "1" if config.trace else "0",
+        "DIB_PYTHON_EXEC": sys.executable,
+        "DIB_ARGS": dib_args(config),
         "SYSEXT_BASE": "1" if base_release is not None else "0",
     })
+    if config.offline:
+        env["DIB_OFFLINE"] = "1"  # as DIB's --offline: elements skip their downloads
     if base_release is not None:
         env["DISTRO_NAME"] = base_release.get("ID", "")
         env["DIB_RELEASE"] = (base_release.get("VERSION_CODENAME")
                               or base_release.get("VERSION_ID", ""))
     if base_root is not None:
         env["SYSEXT_BASE_ROOT"] = str(base_root)
+    env["DIB_ENV"] = dib_env(env)
     return env
 
 
 def chroot_environment(host_env: Mapping[str, str], inside: Mapping[str, str]) -> dict[str, str]:
-    """The same environment with paths as hooks see them inside the chroot."""
+    """The same environment with paths as hooks see them inside the chroot.
+
+    ``TARGET_ROOT`` and ``TMP_MOUNT_PATH`` are ``/``; host-only paths (the base
+    tree, the host's Python, the image cache, the element search path) are
+    dropped rather than handed in pointing at nothing or at the wrong file."""
     env = dict(host_env)
     env.update({
         "PATH": _DEFAULT_PATH,
         "TARGET_ROOT": "/",
+        "TMP_MOUNT_PATH": "/",
         "TMP_BUILD_DIR": inside["tmp"],
         "TMP_HOOKS_PATH": inside["hooks"],
         "SYSEXT_ARTIFACTS_DIR": inside["artifacts"],
@@ -95,7 +207,8 @@ def chroot_environment(host_env: Mapping[str, str], inside: Mapping[str, str]) -
         "SYSEXT_LIB": inside["lib"],
         "SYSEXT_FUNCTIONS": inside["lib"] + "/common-functions.sh",
     })
-    env.pop("SYSEXT_BASE_ROOT", None)  # inside the chroot the base is "/" under the overlay
+    for key in _HOST_ONLY:
+        env.pop(key, None)
     return env
 
 
@@ -106,6 +219,11 @@ def target_variables(target: Target) -> dict[str, str]:
     return {f"SYSEXT_TARGET_{key}": target.release_fields[key]
             for key in ("ID", "VERSION_ID", "SYSEXT_LEVEL", "ARCHITECTURE")
             if target.release_fields.get(key)}
+
+
+def name_variables(target: Target) -> dict[str, str]:
+    """The image name as hooks see it: ``SYSEXT_NAME`` and DIB's ``IMAGE_NAME``."""
+    return {"SYSEXT_NAME": target.name, "IMAGE_NAME": target.name}
 
 
 def target(config: BuildConfig, defaults: Mapping[str, str], arch: str,

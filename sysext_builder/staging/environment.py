@@ -22,13 +22,17 @@ _FAIL = 97
 # bash variables that describe the shell, not the build
 _SHELL_NOISE = frozenset({"_", "SHLVL", "PWD", "OLDPWD", "BASH_EXECUTION_STRING"})
 
+# Before each file a "sourcing N" line goes to stderr: whatever the file does
+# (return 1, exit N, its own traps, clobbering our variables), the last such
+# line names it.  Its stdout goes to stderr too, so that output shows in order.
 _SCRIPT = r"""
 set -o pipefail
 __sb_files=("$@")
 __sb_i=0
 for __sb_f in "${__sb_files[@]}"; do
-    if ! source "$__sb_f"; then
-        echo "@MARK@-failed $__sb_i" >&2
+    echo "@MARK@-sourcing $__sb_i" >&2
+    if ! source "$__sb_f" >&2; then
+        echo "@MARK@-failed" >&2
         exit @FAIL@
     fi
     __sb_i=$((__sb_i + 1))
@@ -60,23 +64,39 @@ def source(files: Sequence[tuple[str, Path]], base: Mapping[str, str],
         return dict(base)
     argv = ["bash", "-c", _SCRIPT, "environment.d", *(str(p) for _, p in files)]
     result = runner.run(argv, env=base, check=False)
-    if result.returncode != 0:
-        index = None
-        for line in result.stderr.splitlines():
-            if line.startswith(_MARK + "-failed "):
-                index = int(line.split()[-1])
-        tail = [ln for ln in result.stderr.splitlines() if _MARK not in ln][-runner.TAIL_LINES:]
-        where = f" before {phase}" if phase else ""
-        if index is not None:
-            element, path = files[index]
-            raise HookFailedError(
-                f"environment file {element}/environment.d/{path.name} failed{where}",
-                hint=("last output:\n  " + "\n  ".join(tail)) if tail else None)
-        raise HookFailedError(f"sourcing environment.d{where} "
-                              f"{runner.describe_status(result.returncode)}",
-                              hint="\n  ".join(tail) or None)
-    for line in result.stderr.splitlines():
-        LOG.info("[environment.d] %s", line)
+    lines = result.stderr.splitlines()
+    if result.returncode != 0 or _MARK + "\0" not in result.stdout:
+        raise _failure(files, lines, result.returncode, phase)
+    for line in lines:
+        if _MARK not in line:
+            LOG.info("[environment.d] %s", line)
     env = parse_env0(result.stdout)
     LOG.debug("environment after sourcing %d files: %d variables", len(files), len(env))
     return env
+
+
+def _failure(files: Sequence[tuple[str, Path]], lines: list[str], returncode: int,
+             phase: str) -> HookFailedError:
+    """The error for a failed sourcing: the file that was being sourced and its output."""
+    index: int | None = None
+    tail: list[str] = []
+    for line in lines:
+        if line.startswith(_MARK + "-sourcing "):
+            index, tail = int(line.split()[-1]), []
+        elif _MARK not in line:
+            tail.append(line)
+    tail = tail[-runner.TAIL_LINES:]
+    where = f" before {phase}" if phase else ""
+    hint = ("last output:\n  " + "\n  ".join(tail)) if tail else "the file printed nothing"
+    if index is None or index >= len(files):
+        return HookFailedError(f"sourcing environment.d{where} "
+                               f"{runner.describe_status(returncode)}", hint=hint)
+    element, path = files[index]
+    if _MARK + "-failed" in lines:
+        how = "failed"
+    elif returncode == 0:
+        how = "called exit 0 (a sourced file must not exit; use return)"
+    else:
+        how = runner.describe_status(returncode)
+    return HookFailedError(f"environment file {element}/environment.d/{path.name} {how}{where}",
+                           hint=hint)
