@@ -15,7 +15,8 @@ it there at boot:
   never through the build host's files.
 
 Below a lowered symlink nothing is looked up (its target is the host's).
-Every other target is refused, with the reason.
+``/dev/null`` is accepted too: it is how a unit is masked, and it exists on
+every host.  Every other target is refused, with the reason.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def check(rel: str, target: str, etc: EtcSources | None = None) -> Refusal | Non
     if resolved is None:
         return Refusal(f"{link} (climbs out of the image root)")
     top = resolved.split("/")[0]
-    if top in MERGED:
+    if top in MERGED or resolved == "dev/null":
         return None
     if etc is not None and top == "etc":
         return None if etc.provides(resolved) else Refusal(f"{link} ({etc.missing(resolved)})",

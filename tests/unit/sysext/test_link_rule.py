@@ -37,6 +37,15 @@ class TestLinkRule(testtools.TestCase):
             self.link(f"usr/lib/{name}", target)
         validate(self.root)  # raises on any refused link
 
+    def test_a_unit_masked_with_dev_null_is_accepted(self) -> None:
+        self.link("usr/lib/systemd/system/foo.service", "/dev/null")
+        self.link("usr/lib/systemd/system/bar.service", "../../../../dev/null")
+        validate(self.root)
+
+    def test_other_dev_targets_are_refused(self) -> None:
+        self.link("usr/lib/systemd/system/foo.service", "/dev/zero")
+        self.assertIn("(outside /usr and /opt)", self.refused())
+
     def test_absolute_target_sharing_the_usr_prefix_is_refused(self) -> None:
         self.link("usr/lib/foo", "/usrx/lib/foo")
         message = self.refused()
