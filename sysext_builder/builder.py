@@ -34,7 +34,7 @@ from sysext_builder.formats.base import OutputFormat
 from sysext_builder.install.cache import Cache
 from sysext_builder.install.installer import Installer, chroot_binds
 from sysext_builder.log import Timings, step
-from sysext_builder.model import discovery, graph, phases
+from sysext_builder.model import builtin, discovery, graph, phases
 from sysext_builder.model.element import Element, target_requirements
 from sysext_builder.model.graph import Catalog, Resolution
 from sysext_builder.output import manifest, oem, place
@@ -100,7 +100,15 @@ class _Build:
 def resolve(config: BuildConfig, catalog: Catalog | None = None) -> Resolution:
     if catalog is None:
         catalog = discovery.index(config.element_paths, config.environ)
-    return graph.resolve(config.elements, catalog)
+    resolution = graph.resolve(
+        config.elements, catalog, built_in=builtin.BUILT_IN,
+        skip_provides=[builtin.OPERATING_SYSTEM] if config.base is not None else [])
+    for name, reason in resolution.skipped.items():
+        if name in builtin.BUILT_IN:
+            LOG.info("element %s: not used, built in: %s", name, reason)
+        else:
+            LOG.info("element %s: skipped, the OS comes from --base (%s)", name, reason)
+    return resolution
 
 
 def collect(resolution: Resolution, environ: Mapping[str, str], with_base: bool,

@@ -130,10 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(debug=args.debug)
 
     def body() -> int:
-        from sysext_builder.model import discovery, graph
+        from sysext_builder.model import builtin, discovery, graph
 
         catalog = discovery.index(args.element_path, os.environ)
-        res = graph.resolve(args.elements, catalog)
+        res = graph.resolve(args.elements, catalog, built_in=builtin.BUILT_IN)
         if args.json:
             out = render_json(res)
         elif args.graph:

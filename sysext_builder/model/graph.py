@@ -17,6 +17,13 @@ Rules:
   the graph is walked.
 * Two selected providers of one name, or a requested element that a selected
   element also provides, is a conflict.
+* Names the builder implements itself (``built_in``: diskimage-builder's
+  plumbing elements such as ``package-installs``, which DIB's elements pull in
+  through ``element-deps``) are never selected, whether requested or needed;
+  nor is an element that provides a name in ``skip_provides`` (DIB's OS
+  elements provide ``operating-system``, which ``--base`` supplies), and a
+  dependency on such a name is satisfied.  Each is listed in
+  :attr:`Resolution.skipped` with the reason.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import heapq
 import logging
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from sysext_builder.errors import (
@@ -72,6 +79,8 @@ class Resolution:
     virtual: Mapping[str, str]
     #: name -> {needed element: virtual name it was needed through, or None}
     edges: Mapping[str, Mapping[str, str | None]]
+    #: names not selected (built in, or an operating system given by --base) -> why
+    skipped: Mapping[str, str] = field(default_factory=dict)
 
     @functools.cached_property
     def graph(self) -> nx.DiGraph[str]:
@@ -132,28 +141,56 @@ class _Closure:
     parents: dict[str, str | None]
     #: virtual name -> sorted names of the selected elements needing it
     needs: dict[str, list[str]]
+    #: names left out on purpose -> why
+    skipped: dict[str, str]
 
 
-def _closure(requested: Sequence[str], catalog: Catalog, virtual: set[str]) -> _Closure:
+@dataclass(frozen=True)
+class _Skip:
+    built_in: Mapping[str, str]
+    provides: frozenset[str]
+
+    def satisfied(self, name: str) -> bool:
+        return name in self.built_in or name in self.provides
+
+    def element(self, element: Element) -> str | None:
+        hit = sorted(self.provides & set(element.provides))
+        return f"it provides {hit[0]!r}, which --base supplies" if hit else None
+
+
+def _closure(requested: Sequence[str], catalog: Catalog, virtual: set[str],
+             skip: _Skip) -> _Closure:
     """Breadth-first closure in sorted order; names in ``virtual`` are not pulled in."""
     selected: dict[str, Element] = {}
     parents: dict[str, str | None] = {}
     needs: dict[str, list[str]] = {}
+    skipped: dict[str, str] = {}
     queue: deque[str] = deque()
     for name in sorted(set(requested)):
         parents[name] = None
         queue.append(name)
     while queue:
         name = queue.popleft()
+        if name in skip.built_in:
+            skipped[name] = skip.built_in[name]
+            continue
         element = catalog.get(name)
+        reason = skip.element(element)
+        if reason is not None:
+            skipped[name] = reason
+            continue
         selected[name] = element
         for dep in sorted(element.deps):
-            if dep in virtual or dep not in catalog:
+            if dep in skip.provides:
+                continue
+            if dep in skip.built_in:
+                skipped[dep] = skip.built_in[dep]
+            elif dep in virtual or dep not in catalog:
                 needs.setdefault(dep, []).append(name)
             elif dep not in parents:
                 parents[dep] = name
                 queue.append(dep)
-    return _Closure(selected, parents, needs)
+    return _Closure(selected, parents, needs, skipped)
 
 
 def _providers(selected: Mapping[str, Element]) -> dict[str, list[str]]:
@@ -244,6 +281,8 @@ def _build_edges(closure: _Closure,
     for name in sorted(closure.selected):
         out: dict[str, str | None] = {}
         for dep in sorted(closure.selected[name].deps):
+            if dep in closure.skipped or dep not in closure.selected and dep not in virtual:
+                continue  # left out on purpose (or supplied by --base)
             if dep in virtual:
                 target = virtual[dep]
                 if target != name:
@@ -315,12 +354,16 @@ def _raise_cycle(graph: nx.DiGraph[str]) -> None:
                                hint="remove one of these element-deps entries")
 
 
-def resolve(requested: Sequence[str], catalog: Catalog) -> Resolution:
-    """Resolve ``requested`` element names into a deterministic build order."""
-    _check_requested(requested, catalog)
+def resolve(requested: Sequence[str], catalog: Catalog, *,
+            built_in: Mapping[str, str] | None = None,
+            skip_provides: Iterable[str] = ()) -> Resolution:
+    """Resolve ``requested`` element names into a deterministic build order
+    (``built_in`` and ``skip_provides``: see the module doc)."""
+    skip = _Skip(dict(built_in or {}), frozenset(skip_provides))
+    _check_requested([n for n in requested if n not in skip.built_in], catalog)
     virtual: set[str] = set()
     while True:
-        closure = _closure(requested, catalog, virtual)
+        closure = _closure(requested, catalog, virtual, skip)
         providers = _providers(closure.selected)
         grown = set(providers) - virtual - set(requested)
         if not grown:
@@ -343,4 +386,5 @@ def resolve(requested: Sequence[str], catalog: Catalog) -> Resolution:
         raise AssertionError("unreachable")
     return Resolution(requested=tuple(dict.fromkeys(requested)),
                       order=tuple(closure.selected[n] for n in ordered),
-                      parents=dict(closure.parents), virtual=mapping, edges=edges)
+                      parents=dict(closure.parents), virtual=mapping, edges=edges,
+                      skipped=dict(sorted(closure.skipped.items())))

@@ -356,3 +356,48 @@ class TestBrokenUnrelatedElement(TestCase):
     def test_resolution_without_missing_names_never_loads_it(self) -> None:
         res = graph.resolve(["a"], _BrokenCatalog({"a": ([], [])}))
         self.assertEqual(("a",), res.names)
+
+
+# DIB's shape: an element needs the plumbing and an operating system; the OS
+# element pulls in its own tools
+DIB = {
+    "growroot": (["dib-init-system", "package-installs", "pkg-map"], []),
+    "dib-init-system": (["package-installs"], []),
+    "package-installs": (["dib-python"], []),
+    "pkg-map": ([], []),
+    "dib-python": ([], []),
+    "debian-minimal": (["debootstrap"], ["operating-system"]),
+    "debootstrap": ([], []),
+    "needs-os": (["operating-system"], []),
+}
+
+
+class TestBuiltInAndBase(TestCase):
+
+    def resolve(self, *names: str, base: bool = True) -> graph.Resolution:
+        from sysext_builder.model import builtin
+
+        return graph.resolve(list(names), FakeCatalog(DIB), built_in=builtin.BUILT_IN,
+                             skip_provides=[builtin.OPERATING_SYSTEM] if base else [])
+
+    def test_plumbing_dependencies_are_not_selected(self) -> None:
+        res = self.resolve("growroot")
+        self.assertEqual(("dib-init-system", "growroot"), res.names)
+        self.assertEqual(["package-installs", "pkg-map"], sorted(res.skipped))
+
+    def test_requested_plumbing_is_skipped_not_refused(self) -> None:
+        res = self.resolve("pkg-map", "growroot")
+        self.assertNotIn("pkg-map", res.names)
+        self.assertIn("pkg-map", res.skipped)
+
+    def test_an_os_element_is_skipped_with_its_tools_under_a_base(self) -> None:
+        res = self.resolve("debian-minimal", "needs-os")
+        self.assertEqual(("needs-os",), res.names)
+        self.assertIn("--base supplies", res.skipped["debian-minimal"])
+
+    def test_without_a_base_the_os_element_is_built(self) -> None:
+        res = self.resolve("debian-minimal", "needs-os", base=False)
+        self.assertEqual(("debootstrap", "debian-minimal", "needs-os"), res.names)
+
+    def test_without_a_base_operating_system_must_be_provided(self) -> None:
+        self.assertRaises(MissingProviderError, self.resolve, "needs-os", base=False)
