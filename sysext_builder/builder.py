@@ -30,6 +30,7 @@ from pathlib import Path
 
 from sysext_builder import paths
 from sysext_builder.config import BuildConfig
+from sysext_builder.errors import TreeRuleError
 from sysext_builder.formats.base import OutputFormat
 from sysext_builder.install.cache import Cache
 from sysext_builder.install.installer import Installer, chroot_binds
@@ -42,7 +43,7 @@ from sysext_builder.staging import buildenv, debian, environment, executor
 from sysext_builder.staging.base import BaseTree, open_base
 from sysext_builder.staging.overlay import INSIDE, Overlay, extract
 from sysext_builder.staging.workspace import Workspace
-from sysext_builder.sysext import activation, oemlink, release, users
+from sysext_builder.sysext import activation, oemlink, outside, release, users
 from sysext_builder.sysext.assemble import assemble as assemble_tree
 
 LOG = logging.getLogger(__name__)
@@ -174,7 +175,18 @@ def _run_hooks(b: _Build, phase: str, env: dict[str, str]) -> None:
         env.update(overlay.environment(chroot=chroot, binds=list(b.stage.binds)))
     executor.run_phase(phase, b.plan.hooks[phase], env, trace=b.config.trace,
                        launcher=b.launcher, wrap=Overlay.wrap if overlay else None,
-                       translate=_translate if chroot else None)
+                       translate=_translate if chroot else None,
+                       after=lambda hook: _check_outside(
+                           b, f"hook {hook.name} of element {hook.element} in phase {phase}"))
+
+
+def _check_outside(b: _Build, what: str) -> None:
+    """Stop at the first step that wrote what an extension cannot carry (/boot, /home)."""
+    found = outside.written(b.stage.root, b.stage.overlay.lower if b.stage.overlay else None)
+    if found is not None:
+        path, why = found
+        raise TreeRuleError(f"{what} wrote {path}: {why}",
+                            hint="drop the element, or remove that step from it")
 
 
 def _install_python(b: _Build, phase: str, env: dict[str, str]) -> None:
@@ -207,6 +219,8 @@ def run_phase(b: _Build, phase: str) -> None:
     env = environment.source(b.plan.env_files, b.stage.chroot_env if chroot else b.env, phase)
     for name in PHASE_PLAN.get(phase, _DEFAULT_PLAN):
         PHASE_STEPS[name](b, phase, env)
+        if name in ("packages", "static"):  # hooks are checked one by one
+            _check_outside(b, f"the {name} step of phase {phase}")
 
 
 def run_phases(b: _Build) -> None:

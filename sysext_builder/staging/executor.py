@@ -55,12 +55,14 @@ class PhaseReport:
 def run_phase(phase: str, hooks: Sequence[Hook], env: Mapping[str, str], *,
               trace: bool = False, launcher: Launcher = default_launcher,
               wrap: Callable[[list[str]], list[str]] | None = None,
-              translate: Translate | None = None) -> PhaseReport:
+              translate: Translate | None = None,
+              after: Callable[[Hook], None] | None = None) -> PhaseReport:
     """Run ``hooks`` in order; the first failure raises HookFailedError.
 
     ``wrap`` and ``translate`` let the builder run hooks elsewhere (chrooted
     into the overlay over a base): ``wrap`` rewrites the command line,
-    ``translate`` gives the paths the hook sees.
+    ``translate`` gives the paths the hook sees.  ``after`` checks what a
+    hook that succeeded left behind (and raises to stop the build).
     """
     report = PhaseReport(phase)
     for hook in hooks:
@@ -89,4 +91,6 @@ def run_phase(phase: str, hooks: Sequence[Hook], env: Mapping[str, str], *,
                 f"hook {hook.name} of element {hook.element} in phase {phase} "
                 f"{runner.describe_status(returncode)}", hint=hint)
         LOG.debug("%s done in %.3fs", prefix, elapsed)
+        if after is not None:
+            after(hook)
     return report
