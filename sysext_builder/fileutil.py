@@ -7,6 +7,7 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -196,3 +197,43 @@ def write_file_in(root: Path | int, rel: str, data: bytes, mode: int = 0o644, *,
         os.close(dir_fd)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+
+
+# URL secrets: the one redaction rule (sysext_builder.install.cache.redact and
+# everything that shows a URL use it); here so every layer can reach it.
+
+#: ``scheme://userinfo@`` in any text; the netloc ends at ``/ ? #``, quotes or space, and
+#: its userinfo at the netloc's last ``@`` (an unencoded ``@`` in a password is common)
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s/?#'\"]*)@")
+#: schemes where a user name without a password is usually a token (https://TOKEN@host/)
+_TOKEN_SCHEMES = ("http://", "https://", "ftp://", "git+http://", "git+https://")
+#: ``?name=value`` / ``&name=value`` / ``;name=value`` where the name says it is a secret
+#: (``token``, ``access_token``, ``sig``, ``password``, ``key``, ``X-Amz-Signature`` ...)
+_SECRET_QUERY = re.compile(
+    r"([?&;](?:[A-Za-z0-9_.-]*[_.-])?"
+    r"(?:token|access_token|auth|sig|signature|password|passwd|pass|pwd|secret|key|apikey"
+    r"|api_key|credential|credentials)=)([^&#;\s'\"]+)",
+    re.IGNORECASE)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    scheme, userinfo = match[1], match[2]
+    user, colon, _ = userinfo.partition(":")
+    if colon:
+        return f"{scheme}{user}:***@"
+    return f"{scheme}***@" if scheme.lower() in _TOKEN_SCHEMES else match[0]
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with userinfo secrets and secret query values of URLs as ``***``."""
+    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(_redact_match, text))
+
+
+def url_secrets(location: str) -> list[str]:
+    """The secret values in ``location`` as written (userinfo, secret query values)."""
+    found = [m[2] for m in _SECRET_QUERY.finditer(location)]
+    userinfo = _USERINFO.search(location)
+    if userinfo is not None and _redact_match(userinfo) != userinfo[0]:
+        user, colon, password = userinfo[2].partition(":")
+        found.append(password if colon else user)
+    return found

@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import threading
 import time
@@ -40,7 +39,7 @@ from urllib.request import url2pathname
 
 from sysext_builder import paths
 from sysext_builder.errors import InstallError
-from sysext_builder.fileutil import sha256_file
+from sysext_builder.fileutil import redact_urls, sha256_file, url_secrets
 
 LOG = logging.getLogger(__name__)
 
@@ -52,39 +51,22 @@ _CHUNK = 1 << 20
 _TIMEOUT = 60
 
 
-#: ``scheme://userinfo@`` in any text; the netloc ends at ``/ ? #``, quotes or space, and
-#: its userinfo at the netloc's last ``@`` (an unencoded ``@`` in a password is common)
-_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s/?#'\"]*)@")
-#: schemes where a user name without a password is usually a token (https://TOKEN@host/)
-_TOKEN_SCHEMES = ("http://", "https://", "ftp://", "git+http://", "git+https://")
-
-
-def _redact_match(match: re.Match[str]) -> str:
-    scheme, userinfo = match[1], match[2]
-    user, colon, _ = userinfo.partition(":")
-    if colon:
-        return f"{scheme}{user}:***@"
-    return f"{scheme}***@" if scheme.lower() in _TOKEN_SCHEMES else match[0]
-
-
 def redact(text: str) -> str:
     """``text`` with the secret of every URL in it replaced by ``***``.
 
     ``https://user:secret@host/`` -> ``https://user:***@host/``; a user alone
     on http(s) (a token) -> ``https://***@host/``; ``ssh://git@host/`` and
-    paths are kept.  The one redaction of the builder: errors, logs, cache
-    metadata and manifests all use it."""
-    return _USERINFO.sub(_redact_match, text)
+    paths are kept.  Query parameters whose name marks a secret
+    (``?token=``, ``&access_token=``, ``&sig=``, ``password=``, ``key=`` ...)
+    keep their name and lose their value: ``?token=***``.  The one redaction
+    of the builder: errors, logs, cache metadata and manifests all use it."""
+    return redact_urls(text)
 
 
 def secrets_of(location: str) -> list[str]:
     """The secret parts of ``location`` as written and decoded (for :func:`scrub`)."""
-    found = _USERINFO.search(location)
-    if found is None or redact(found[0]) == found[0]:
-        return []
-    user, colon, password = found[2].partition(":")
-    secret = password if colon else user
-    return sorted({secret, unquote(secret)} - {""}, key=len, reverse=True)
+    secrets = set(url_secrets(location))
+    return sorted((secrets | {unquote(s) for s in secrets}) - {""}, key=len, reverse=True)
 
 
 def scrub(text: str, location: str) -> str:

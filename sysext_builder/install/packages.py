@@ -36,7 +36,7 @@ from typing import Any, Final
 import yaml
 
 from sysext_builder.errors import ElementFormatError, InstallError
-from sysext_builder.model.element import Element
+from sysext_builder.model.element import Element, read_text
 from sysext_builder.model.phases import selected_installtype
 
 PACKAGE_PHASES: tuple[str, ...] = ("pre-install.d", "install.d", "post-install.d")
@@ -140,12 +140,7 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
 
 
 def _load_document(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ElementFormatError(f"{path}: not UTF-8 text ({exc.reason})") from exc
-    except OSError as exc:
-        raise ElementFormatError(f"{path}: cannot read: {exc.strerror}") from exc
+    text = read_text(path)  # bounded, regular files only: a fifo is an error, not a hang
     if path.suffix == ".json" or path.name == "pkg-map":
         try:
             return json.loads(text) if text.strip() else None

@@ -44,7 +44,7 @@ from pathlib import Path, PurePosixPath
 from sysext_builder import runner
 from sysext_builder.errors import ElementFormatError, InstallError
 from sysext_builder.install.cache import Cache, cache_key, redact, scrub
-from sysext_builder.model.element import Element
+from sysext_builder.model.element import Element, read_text
 from sysext_builder.model.phases import selected_installtype, var_suffix
 
 LOG = logging.getLogger(__name__)
@@ -85,10 +85,7 @@ override_suffix = var_suffix
 
 def parse(path: Path, element: str = "") -> list[SourceRepo]:
     """Parse one ``source-repository-*`` file (variables still unexpanded)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ElementFormatError(f"{path}: cannot read: {exc}") from exc
+    text = read_text(path)  # bounded, regular files only: a fifo is an error, not a hang
     repos = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

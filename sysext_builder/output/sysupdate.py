@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 from sysext_builder.errors import UsageError
+from sysext_builder.fileutil import redact_urls
 from sysext_builder.output.atomic import commit, temp_path_for
 
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~^-]*$")
@@ -41,7 +42,7 @@ def versioned_name(name: str, version: str) -> str:
 
 def transfer(name: str, url: str) -> str:
     if not url.startswith(("https://", "http://", "file://")):
-        raise UsageError(f"--sysupdate {url!r} is not a URL",
+        raise UsageError(f"--sysupdate {redact_urls(url)!r} is not a URL",
                          hint="e.g. https://example.com/sysext/ (where the images are served)")
     url = url.rstrip("/")
     pattern = f"{name}_@v.raw"

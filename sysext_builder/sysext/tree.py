@@ -236,9 +236,23 @@ def write_new(root: Path, rel: str, text: str, what: str, hint: str) -> None:
     a path already in the staging tree is a :class:`TreeRuleError` naming ``what``."""
     if os.path.lexists(root / rel):
         raise TreeRuleError(f"{what}: {rel} already exists in the staging tree", hint=hint)
-    ensure_dirs(root, os.path.dirname(rel), what)
-    (root / rel).write_text(text, encoding="utf-8")
-    (root / rel).chmod(0o644)
+    write_in(root, rel, text, what)
+
+
+def write_in(root: Path, rel: str, text: str, what: str = "") -> None:
+    """Write ``text`` (mode 0644) at ``rel`` through directory fds, never through a link.
+
+    Parents are made as by :func:`ensure_dirs`; a symlink, directory or special
+    file at ``rel`` itself is a :class:`TreeRuleError` naming ``what`` and ``rel``,
+    never a write outside ``root``.
+    """
+    ensure_dirs(root, posixpath.dirname(rel), what)
+    try:
+        fileutil.write_file_in(root, rel, text.encode("utf-8"), 0o644)
+    except fileutil.NotContained as exc:
+        where = f"{what}: " if what else ""
+        raise TreeRuleError(f"{where}{exc.path} {exc.reason}, not written",
+                            hint="files the builder writes must not be planted links") from None
 
 
 def ensure_dirs(root: Path, rel_dir: str, source: str = "") -> None:
@@ -259,9 +273,7 @@ def ensure_dirs(root: Path, rel_dir: str, source: str = "") -> None:
 def _write_conf(root: Path, rel: str, header: str, lowerings: list[Lowering]) -> None:
     ensure_dirs(root, posixpath.dirname(rel))
     lines = [ln.detail for ln in sorted(lowerings, key=lambda ln: ln.source)]
-    path = root / rel
-    path.write_text(header + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
-    path.chmod(0o644)
+    write_in(root, rel, header + "\n" + "\n".join(lines) + "\n")
 
 
 def lower_etc_var(root: Path, *, strict: bool, name: str) -> list[Lowering]:

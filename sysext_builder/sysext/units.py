@@ -49,9 +49,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sysext_builder import treeread
 from sysext_builder.errors import ElementFormatError, TreeRuleError
 from sysext_builder.sysext import once
-from sysext_builder.sysext.tree import ensure_dirs
+from sysext_builder.sysext.tree import ensure_dirs, write_in
 
 LOG = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ UNIT_TYPES = ("service", "socket", "device", "mount", "automount", "swap", "targ
               "timer", "slice", "scope")
 _UNIT_RE = re.compile(r"(?P<prefix>[A-Za-z0-9:_.\\-]+)(?:@(?P<instance>[A-Za-z0-9:_.\\@-]*))?"
                       r"\.(?P<type>" + "|".join(UNIT_TYPES) + r")")
-_MAX_LINKS = 8
+#: the largest unit file read for its [Install] section
+MAX_UNIT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -128,24 +130,22 @@ def _install_section(text: str) -> dict[str, list[str]]:
     return values
 
 
-def _within(root: Path, path: Path) -> bool:
-    return os.path.normpath(path).startswith(os.path.normpath(root) + os.sep)
-
-
 def _read_in_root(root: Path, path: Path, source: str) -> str:
     """Read ``path`` resolving symlinks against ``root``, not the build host.
 
     A unit file may be a link with an absolute target (``/usr/lib/...``), which
     means the image's file, never the one of the machine running the build.
+    Only a regular file of at most :data:`MAX_UNIT_BYTES` is read
+    (:func:`sysext_builder.treeread.read_in_root`): a fifo or a link to
+    ``/dev/zero`` is a one-line error, never a hang.
     """
-    for _ in range(_MAX_LINKS):
-        if not path.is_symlink():
-            break
-        target = os.readlink(path)
-        path = root / target.lstrip("/") if target.startswith("/") else path.parent / target
-    if not _within(root, path) or not path.is_file() or path.is_symlink():
-        raise TreeRuleError(f"{source}: cannot read unit file {path} inside the staging tree")
-    return path.read_text(encoding="utf-8", errors="replace")
+    rel = os.path.relpath(path, root)
+    try:
+        data = treeread.read_in_root(root, rel, MAX_UNIT_BYTES)
+    except treeread.ReadRefused as exc:
+        raise TreeRuleError(f"{source}: cannot read unit file: {exc}",
+                            hint="unit files are regular files inside the staging tree") from None
+    return data.decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
@@ -206,8 +206,7 @@ def _place(root: Path, rel: str, *, link: str | None = None, text: str | None = 
     if link is not None:
         os.symlink(link, path)
     else:
-        path.write_text(text or "", encoding="utf-8")
-        path.chmod(0o644)
+        write_in(root, rel, text or "", source)
     return True
 
 

@@ -155,3 +155,26 @@ class TestReadRegular(TestCase):
         self.assertEqual((b"abcdef", False), read_prefix(self.top / "f", 6))
         os.mkfifo(self.top / "p")
         self.assertRaises(ReadRefused, read_prefix, self.top / "p", 3)
+
+
+class TestBoundedCaseReads(TestCase):
+    """authoring/testing/cases.py reads expect files and checked files bounded."""
+
+    def test_expect_file_fifo_is_an_error(self) -> None:
+        from sysext_builder.authoring.testing import cases
+        from sysext_builder.errors import ElementFormatError
+        top = Path(self.useFixture(fixtures.TempDir()).path)
+        os.mkfifo(top / "expect")
+        err = self.assertRaises(ElementFormatError, cases.parse_expect, top / "expect")
+        self.assertIn(str(top / "expect"), str(err))
+
+    def test_contains_on_huge_file_is_a_problem_not_a_blowup(self) -> None:
+        from sysext_builder.authoring.testing import cases
+        top = Path(self.useFixture(fixtures.TempDir()).path)
+        with open(top / "big", "wb") as f:
+            f.truncate(cases.MAX_CONTAINS_BYTES + 1)
+        rule = cases.Expectation(line=1, pattern="big", negate=False, check="contains",
+                                 text="x")
+        problem = cases._problem(top / "big", rule)
+        self.assertIsNotNone(problem)
+        self.assertIn("cannot be read", problem or "")

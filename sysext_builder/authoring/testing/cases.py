@@ -67,8 +67,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sysext_builder import treeread
 from sysext_builder.authoring.testing import boot
 from sysext_builder.errors import ElementFormatError
+from sysext_builder.model.element import read_text
 from sysext_builder.staging.base import BaseTree
 
 LOG = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ TEST_ELEMENTS = "test-elements"
 EXPECT_FILE = "expect"
 _CHECKS = ("exists", "executable", "contains")
 _GLOB = re.compile(r"[*?\[]")
+#: the largest file a ``contains`` expectation reads
+MAX_CONTAINS_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -122,10 +126,7 @@ def _expectation(path: Path, lineno: int, line: str) -> Expectation:
 
 def parse_expect(path: Path) -> list[Expectation]:
     """Parse an ``expect`` file (see the module docstring); errors name FILE:LINE."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ElementFormatError(f"{path}: cannot read: {exc}") from exc
+    text = read_text(path)  # bounded, regular files only: a fifo is an error, not a hang
     return [_expectation(path, n, raw.strip()) for n, raw in enumerate(text.splitlines(), 1)
             if raw.strip() and not raw.strip().startswith("#")]
 
@@ -145,8 +146,13 @@ def _problem(path: Path, rule: Expectation) -> str | None:
         return "is not a regular file"
     if rule.check == "executable" and not st.st_mode & 0o111:
         return f"is not executable (mode {stat.S_IMODE(st.st_mode):04o})"
-    if rule.check == "contains" and rule.text.encode("utf-8") not in path.read_bytes():
-        return f"does not contain {rule.text!r}"
+    if rule.check == "contains":
+        try:
+            data = treeread.read_regular(path, MAX_CONTAINS_BYTES)
+        except treeread.ReadRefused as exc:
+            return f"cannot be read ({exc.reason})"
+        if rule.text.encode("utf-8") not in data:
+            return f"does not contain {rule.text!r}"
     return None
 
 
