@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sysext_builder import paths
+from sysext_builder import fileutil, paths
 from sysext_builder.errors import SysextBuilderError, ToolMissingError
 
 LOG = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
         cwd: Path | str | None = None, check: bool = True, input: str | None = None,
         what: str | None = None) -> Completed:
     """Run to completion capturing stdout/stderr (text)."""
-    LOG.debug("run: %s", " ".join(argv))
+    LOG.debug("run: %s", fileutil.redact_urls(" ".join(argv)))
     full, rfd, wfd = _supervised(argv)
     try:
         proc = subprocess.Popen(full, env=dict(env) if env is not None else None, cwd=cwd,  # noqa: S603 - the one place commands run; argv lists, never a shell string
@@ -329,7 +329,7 @@ def stream(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
 
     Returns (returncode, last lines).  Never raises for a non-zero status.
     """
-    LOG.debug("stream: %s", " ".join(argv))
+    LOG.debug("stream: %s", fileutil.redact_urls(" ".join(argv)))
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     full, rfd, wfd = _supervised(argv)
     try:

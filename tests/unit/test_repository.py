@@ -27,7 +27,7 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "fileutil": set(),
     "treeread": set(),
     "plugins": {"errors"},
-    "runner": {"errors", "paths"},
+    "runner": {"errors", "paths", "fileutil"},
     "config": {"errors"},
     "model": _FOUNDATION,
     "sysext": _FOUNDATION,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -266,3 +267,12 @@ class TestRequireTool(testtools.TestCase):
         err = self.assertRaises(ToolMissingError, runner.require_tool, "sb-no-such-tool-xyz")
         self.assertIn("sb-no-such-tool-xyz", err.message)
         self.assertIsNone(err.hint)
+
+
+class TestCommandLinesRedacted(testtools.TestCase):
+
+    def test_debug_log_hides_url_secrets(self) -> None:
+        logger = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
+        runner.run(["true", "https://u:canary-pw@example.com/x?token=canary-tok&a=1"])
+        self.assertIn("run: true https://u:***@example.com/x?token=***", logger.output)
+        self.assertNotIn("canary", logger.output)
