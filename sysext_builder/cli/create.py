@@ -138,7 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = common.parse(build_parser(), argv)
     from sysext_builder.cli.progress import setup_logging
 
-    setup_logging(debug=args.debug, logfile=args.logfile)
+    def logging_set_up() -> int:
+        setup_logging(debug=args.debug, logfile=args.logfile)
+        return 0
+
+    code = common.run(PROG, args.debug, logging_set_up)  # a bad --logfile: one line, exit 2
+    if code:
+        return code
 
     def body() -> int:
         from sysext_builder import imageset

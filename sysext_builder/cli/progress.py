@@ -103,7 +103,14 @@ def setup_logging(debug: bool = False, logfile: str | None = None,
     stream.setLevel(level)
     root.addHandler(stream)
     if logfile:
-        filehandler = logging.FileHandler(logfile, encoding="utf-8")
+        try:
+            filehandler = logging.FileHandler(logfile, encoding="utf-8")
+        except OSError as exc:
+            from sysext_builder.errors import UsageError
+
+            raise UsageError(f"--logfile {logfile}: cannot open it: {exc.strerror}",
+                             hint="give a file in a directory that exists and is "
+                                  "writable") from exc
         filehandler.setFormatter(CIFormatter())
         filehandler.setLevel(logging.DEBUG)
         root.addHandler(filehandler)

@@ -100,3 +100,21 @@ class TestCheckHostileTargets(testtools.TestCase):
         result = self.run_check("--root", str(root))
         self.assertEqual(23, result.code)
         self.assertIn("etc/os-release: not a regular file (fifo)", result.stderr)
+
+
+class TestLogfile(testtools.TestCase):
+
+    def test_logfile_in_a_missing_directory_is_one_line_exit_2(self) -> None:
+        from sysext_builder.cli import create
+
+        self.useFixture(RootLoggerRestored())
+        missing = Path(self.useFixture(fixtures.TempDir()).path) / "no" / "log"
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = create.main(["hello", "--logfile", str(missing)])
+        self.assertEqual(2, code)
+        self.assertEqual([f"sysext-create: error: --logfile {missing}: cannot open it: "
+                          "No such file or directory",
+                          "sysext-create: hint: give a file in a directory that exists "
+                          "and is writable"], err.getvalue().splitlines())
+        self.assertFalse(missing.parent.exists())
