@@ -17,6 +17,7 @@ import os
 import secrets
 from pathlib import Path
 
+from sysext_builder import runner
 from sysext_builder.errors import OutputError
 from sysext_builder.fileutil import remove_path
 
@@ -24,12 +25,43 @@ LOG = logging.getLogger(__name__)
 
 
 def temp_path_for(final: Path) -> Path:
-    """A hidden, unique name beside ``final``: ``.NAME.tmp-<pid>-<random>``.
+    """A hidden, unique name beside ``final``: ``.NAME.tmp-<pid>-<boot.start>-<random>``.
 
     Being in the same directory makes :func:`commit` a rename on one
     filesystem; being hidden keeps it out of ``/var/lib/extensions`` globs.
+    The process stamp lets a later build tell this temporary from a live
+    one: what a killed build left beside ``final`` is removed here first.
     """
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    remove_stale(final)
+    return final.with_name(f".{final.name}.tmp-{runner.temp_tag()}-{secrets.token_hex(4)}")
+
+
+def remove_stale(final: Path) -> list[str]:
+    """Remove the temporaries of ``final`` (``.NAME.tmp-*``, ``.NAME.old-*``) whose
+    build is dead (:func:`.runner.stale_temps`); returns their names.  A live
+    build's temporaries, and every other file, are never touched."""
+    removed = []
+    for path in runner.stale_temps(final.parent):
+        if not path.name.startswith((f".{final.name}.tmp-", f".{final.name}.old-")):
+            continue
+        try:
+            remove_path(path)
+        except OSError as exc:
+            LOG.warning("cannot remove %s, left by a build that died: %s", path, exc.strerror)
+            continue
+        LOG.info("removed %s, left by a build that died", path.name)
+        removed.append(path.name)
+    return removed
+
+
+def _is_extension_tree(path: Path) -> bool:
+    """Whether the directory ``path`` is a directory-format image (one the builder
+    writes): it holds ``usr/lib/extension-release.d/extension-release.*``."""
+    release_dir = path / "usr/lib/extension-release.d"
+    try:
+        return any(e.name.startswith("extension-release.") for e in os.scandir(release_dir))
+    except OSError:
+        return False
 
 
 def _fsync_path(path: Path, directory: bool) -> None:
@@ -81,7 +113,7 @@ def _replace_with_tree(tmp: Path, final: Path) -> None:
     if _exchange(tmp, final):
         remove_path(tmp)
         return
-    aside = final.with_name(f".{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+    aside = final.with_name(f".{final.name}.old-{runner.temp_tag()}-{secrets.token_hex(4)}")
     os.rename(final, aside)
     try:
         os.rename(tmp, final)
@@ -102,6 +134,10 @@ def commit(tmp: Path, final: Path) -> None:
     """
     if tmp.parent.resolve() != final.parent.resolve():
         raise OutputError(f"cannot commit {tmp} to {final}: not in the same directory")
+    if final.is_dir() and not final.is_symlink() and not _is_extension_tree(final):
+        raise OutputError(f"{final} is a directory that is not an extension image; "
+                          "not replacing it",
+                          hint="move it away or build into another output directory")
     try:
         tmp_is_dir = tmp.is_dir() and not tmp.is_symlink()
         final_is_dir = final.is_dir() and not final.is_symlink()

@@ -8,6 +8,7 @@ from pathlib import Path
 import fixtures
 import testtools
 
+from sysext_builder import runner
 from sysext_builder.errors import OutputError
 from sysext_builder.output import atomic
 
@@ -49,9 +50,36 @@ class TestTempPathAndCommit(TempDirTestCase):
         self.assertEqual(["hello.raw"], listing(self.dir))
 
     def _dir_with(self, path: Path, content: str) -> Path:
+        """A directory-format image (as the builder writes one) holding ``content``."""
         path.mkdir()
         (path / "content").write_text(content)
+        (path / "usr/lib/extension-release.d").mkdir(parents=True)
+        (path / "usr/lib/extension-release.d/extension-release.hello").write_text("ID=_any\n")
         return path
+
+    def test_a_users_directory_of_that_name_is_never_replaced(self) -> None:
+        final = self.dir / "hello.raw"
+        final.mkdir()
+        (final / "my-notes").write_text("keep me")
+        tmp = atomic.temp_path_for(final)
+        tmp.write_text("image")
+        err = self.assertRaises(OutputError, atomic.commit, tmp, final)
+        self.assertIn("is a directory that is not an extension image", err.message)
+        self.assertEqual("keep me", (final / "my-notes").read_text())
+
+    def test_temporaries_of_dead_builds_are_removed_live_ones_kept(self) -> None:
+        final = self.dir / "hello.raw"
+        dead = self.dir / ".hello.raw.tmp-999999999-0badcafe.1-abcd1234"
+        dead.write_text("half an image")
+        reused = self.dir / f".hello.raw.tmp-{os.getpid()}-0badcafe.1-abcd1234"
+        reused.mkdir()  # this PID, but another process's stamp: a reused PID
+        live = self.dir / f".hello.raw.tmp-{runner.temp_tag()}-abcd1234"
+        live.write_text("being written")
+        other = self.dir / ".other.raw.tmp-999999999-0badcafe.1-abcd1234"
+        other.write_text("another image's")
+        atomic.temp_path_for(final)
+        self.assertEqual(sorted([live.name, other.name]),
+                         sorted(n for n in listing(self.dir) if n.startswith(".")))
 
     def test_commit_directory_replaces_existing_by_exchange(self) -> None:
         final = self._dir_with(self.dir / "hello", "old")
