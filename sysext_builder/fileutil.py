@@ -14,6 +14,9 @@ from pathlib import Path
 
 LOG = logging.getLogger(__name__)
 
+#: errno values of a full or read-only filesystem
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
 
 def sha256_file(path: Path | str) -> str:
     """Hex sha256 of a file's content (read in blocks, not whole)."""

@@ -8,7 +8,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from sysext_builder.errors import SysextBuilderError
+from sysext_builder.errors import EnvironmentUnusableError, SysextBuilderError
+from sysext_builder.fileutil import NO_ROOM
 
 LOG = logging.getLogger("sysext_builder.cli")
 
@@ -80,10 +81,29 @@ def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return "".join(parts)
 
 
+#: lines of a hint printed (a hint may quote the last output of a command)
+MAX_HINT_LINES = 25
+
+
 def report(prog: str, exc: SysextBuilderError) -> None:
+    """The error on one line; the hint after it, each of its lines (a failed
+    command's last output) made safe by :func:`one_line` and indented."""
     print(f"{prog}: error: {one_line(exc.message)}", file=sys.stderr)
     if exc.hint:
-        print(f"{prog}: hint: {one_line(exc.hint)}", file=sys.stderr)
+        first, *rest = exc.hint.split("\n")[:MAX_HINT_LINES]
+        print(f"{prog}: hint: {one_line(first)}", file=sys.stderr)
+        for line in rest:
+            print(one_line(line if line.startswith("  ") else "  " + line), file=sys.stderr)
+
+
+def no_room(exc: OSError) -> EnvironmentUnusableError:
+    """A full or read-only filesystem that no step of ours turned into an error of
+    its own (the cache's, say), as an error naming the file where it is known."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return EnvironmentUnusableError(
+        f"{where}{exc.strerror or exc}",
+        hint="free space there, or put the work directory (--workdir, TMPDIR) or the cache "
+             "(--cache-dir) on a filesystem with room; nothing was written to the output")
 
 
 def run(prog: str, debug: bool, body: Callable[[], int]) -> int:
@@ -95,6 +115,14 @@ def run(prog: str, debug: bool, body: Callable[[], int]) -> int:
             LOG.exception("%s failed", prog)
         report(prog, exc)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in NO_ROOM:
+            raise
+        if debug:
+            LOG.exception("%s failed", prog)
+        failure = no_room(exc)
+        report(prog, failure)
+        return failure.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

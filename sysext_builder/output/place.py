@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sysext_builder import formats
+from sysext_builder import formats, runner
 from sysext_builder.config import BuildConfig
 from sysext_builder.errors import OutputError, UsageError
 from sysext_builder.fileutil import remove_path, sha256_file
@@ -86,9 +86,14 @@ class Outputs:
         raise KeyError(final)
 
     def text(self, name: str, text: str) -> Path:
+        """Write ``text`` under a temporary name, committed with the rest; a
+        failure (a full disk) is an :class:`OutputError` and leaves no part."""
         tmp, final = self.reserve(name)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.chmod(0o644)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.chmod(0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot write {final}: {exc.strerror or exc}") from exc
         return final
 
     def commit(self) -> None:
@@ -111,7 +116,12 @@ def pack_images(config: BuildConfig, drivers: Sequence[OutputFormat], *, tree: P
         tmp, final = out.reserve(name + drv.suffix)
         comp = drv.resolve_compression(compression_for(config, drv.name))
         with step(f"pack {drv.name} -> {final}", timings):
-            drv.pack(tree, tmp, epoch=config.epoch, compression=comp)
+            try:
+                drv.pack(tree, tmp, epoch=config.epoch, compression=comp)
+            except runner.CommandFailed as exc:  # a full or read-only output directory ...
+                said = next((ln.strip() for ln in exc.tail if ln.strip()), "")
+                raise OutputError(f"packing {final} ({drv.name}) failed: {exc.message}"
+                                  + (f": {said}" if said else ""), hint=exc.hint) from exc
         meta: dict[str, Any] = {"format": drv.name, "file": final.name, "path": final,
                                 "compression": comp, "tools": drv.tool_versions()}
         if tmp.is_file():
@@ -128,7 +138,11 @@ def stage_artifacts(artifacts_dir: Path, out: Outputs) -> list[Path]:
     placed = []
     for name in sorted(os.listdir(artifacts_dir)):
         tmp, final = out.reserve(name)
-        shutil.copy2(artifacts_dir / name, tmp)
+        try:
+            shutil.copy2(artifacts_dir / name, tmp)
+        except OSError as exc:
+            raise OutputError(f"cannot write the artifact {final}: {exc.strerror or exc}") \
+                from exc
         placed.append(final)
     return placed
 

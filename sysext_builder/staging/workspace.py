@@ -23,13 +23,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from sysext_builder.errors import OutputError
-from sysext_builder.fileutil import remove_tree
+from sysext_builder.errors import EnvironmentUnusableError
+from sysext_builder.fileutil import NO_ROOM, remove_tree
 from sysext_builder.model.element import Element
 
 LOG = logging.getLogger(__name__)
 
 _NOT_HOOK_FILES = frozenset({"README.rst", "element-deps", "element-provides"})
+
+
+def _in_or_unnamed(exc: OSError, top: Path) -> bool:
+    """Whether ``exc`` names a file in ``top``, or no file (a write through a descriptor)."""
+    return not exc.filename or os.fspath(exc.filename).startswith(os.fspath(top) + "/")
+
+
+def _out_of_room(directory: Path) -> bool:
+    """Whether the filesystem of ``directory`` is read-only or (nearly) full."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return bool(st.f_flag & os.ST_RDONLY) or st.f_bavail * st.f_frsize < 1 << 20
 
 
 class Workspace:
@@ -42,8 +56,10 @@ class Workspace:
             base.mkdir(parents=True, exist_ok=True)
             self.path = Path(tempfile.mkdtemp(prefix="sysext-build.", dir=base))
         except OSError as exc:
-            raise OutputError(f"cannot create a work directory under {base}: {exc.strerror}",
-                              hint="pass --workdir DIR on a writable file system") from exc
+            raise EnvironmentUnusableError(
+                f"cannot create a work directory under {base}: {exc.strerror}",
+                hint="pass --workdir DIR (or set TMPDIR) on a writable filesystem with room") \
+                from exc
         self.root = self.path / "root"
         self.hooks = self.path / "hooks"
         self.tmp = self.path / "tmp"
@@ -63,9 +79,18 @@ class Workspace:
         if self.keep:
             LOG.info("work directory kept: %s", self.path)
             return
+        no_room = (isinstance(exc, OSError) and exc.errno in NO_ROOM
+                   and _in_or_unnamed(exc, self.path) and _out_of_room(self.path))
         if exc is not None:
             LOG.info("build failed; work directory removed (pass --keep-workdir to keep it)")
         remove_tree(self.path)
+        if no_room:
+            assert isinstance(exc, OSError)
+            raise EnvironmentUnusableError(
+                f"the work directory's filesystem ({self.path.parent}) is full or read-only: "
+                f"{exc.strerror}" + (f" writing {exc.filename}" if exc.filename else ""),
+                hint="free space there, or pass --workdir DIR (or set TMPDIR) on a filesystem "
+                     "with room; nothing was written to the output") from exc
 
     def link_hooks(self, elements: Sequence[Element], dest: Path | None = None,
                    inside: str | None = None) -> None:

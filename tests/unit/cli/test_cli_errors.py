@@ -10,6 +10,7 @@ from pathlib import Path
 import fixtures
 import testtools
 
+from sysext_builder import runner
 from sysext_builder.cli import check, common
 from sysext_builder.errors import ElementFormatError, ReleaseError
 from tests.base import CLIResult, RootLoggerRestored
@@ -45,12 +46,20 @@ class TestReport(testtools.TestCase):
         result = run_body(ReleaseError("m" * 10_000_000, hint="h\n" * 1000))
         self.assertEqual(23, result.code)
         lines = result.stderr.splitlines()
-        self.assertEqual(2, len(lines))
+        self.assertEqual(1 + common.MAX_HINT_LINES, len(lines))
         self.assertTrue(lines[0].startswith("prog: error: mmm"))
         self.assertTrue(lines[0].endswith(f"... ({10_000_000 - common.MAX_MESSAGE_CHARS} more "
                                           "characters)"))
         self.assertLess(max(len(line) for line in lines), common.MAX_MESSAGE_CHARS + 100)
-        self.assertTrue(lines[1].startswith("prog: hint: h\\x0ah\\x0a"))
+        self.assertEqual(["prog: hint: h"] + ["  h"] * (common.MAX_HINT_LINES - 1), lines[1:])
+
+    def test_a_failed_commands_last_output_is_indented_under_the_hint(self) -> None:
+        exc = runner.CommandFailed(["tar", "-x"], 2, ["tar: not a tar\x1b[31m", "tar: exiting"],
+                                   "unpacking b.tar")
+        result = run_body(exc)
+        self.assertEqual(["prog: error: unpacking b.tar failed with exit status 2",
+                          "prog: hint: last output:", "  tar: not a tar\\x1b[31m",
+                          "  tar: exiting"], result.stderr.splitlines())
 
     def test_newline_in_a_message_stays_one_line(self) -> None:
         result = run_body(ElementFormatError("a\nfake: error: b"))

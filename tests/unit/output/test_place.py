@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -12,7 +13,7 @@ from typing import Any, ClassVar, cast
 import fixtures
 import testtools
 
-from sysext_builder import builder
+from sysext_builder import builder, runner
 from sysext_builder.config import BuildConfig
 from sysext_builder.errors import OutputError, ToolMissingError, UsageError
 from sysext_builder.formats.base import OutputFormat
@@ -196,6 +197,41 @@ class TestPlaceOutputs(PlaceTestCase):
         self.assertRaises(FileNotFoundError, self.place_outputs, b, [FakeFormat(), DirFormat()])
         self.assertEqual([], listing(self.out))
         self.assertIsNone(b.result.manifest)
+
+    def test_a_manifest_that_does_not_fit_fails_the_build_and_leaves_nothing(self) -> None:
+        real_write = Path.write_text
+
+        def half_then_full(path: Path, text: str, *args: Any, **kw: Any) -> int:
+            if ".manifest.json.tmp-" not in path.name:
+                return real_write(path, text, *args, **kw)
+            real_write(path, text[:10], *args, **kw)
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+        self.useFixture(fixtures.MonkeyPatch("pathlib.Path.write_text", half_then_full))
+        (self.out).mkdir()
+        (self.out / "ext.raw").write_text("old image")
+        b = self.build(config(formats=("one",), checksum=True))
+        err = self.assertRaises(OutputError, self.place_outputs, b, [FakeFormat()])
+        self.assertEqual(f"cannot write {self.out}/ext.manifest.json: No space left on device",
+                         err.message)
+        self.assertEqual(["ext.raw"], listing(self.out), "a temporary or a part was left")
+        self.assertEqual("old image", (self.out / "ext.raw").read_text())
+        self.assertIsNone(b.result.manifest)
+
+    def test_a_packer_that_fails_is_an_output_error_quoting_its_cause(self) -> None:
+        class Full(FakeFormat):
+            def write_image(self, tree: Path, dest: Path, *, epoch: int,
+                            compression: str | None) -> None:
+                dest.write_text("part")
+                raise runner.CommandFailed(["mksquashfs"], 1, [
+                    "Write failed because No space left on device", "FATAL ERROR: ..."])
+
+        b = self.build(config(formats=("one",)))
+        err = self.assertRaises(OutputError, self.place_outputs, b, [Full()])
+        self.assertEqual(24, err.exit_code)
+        self.assertEqual(f"packing {self.out}/ext.raw (one) failed: mksquashfs failed with exit "
+                         "status 1: Write failed because No space left on device", err.message)
+        self.assertEqual([], listing(self.out))
 
 
 class TestPackImages(PlaceTestCase):
