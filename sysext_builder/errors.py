@@ -25,6 +25,7 @@ Exit codes (kept stable, documented in doc/reference.rst):
  24   writing the output failed
  25   build environment unusable (not root, ...)
  26   package or source installation failed
+ 27   base unusable (archive corrupt, truncated or empty; not an OS tree)
  30   image incompatible with the target
  31   image unreadable or not an extension
 130   interrupted (SIGINT)
@@ -111,6 +112,13 @@ class EnvironmentUnusableError(SysextBuilderError):
 
 class InstallError(SysextBuilderError):
     exit_code = 26
+
+
+class BaseError(SysextBuilderError):
+    """``--base`` names something that cannot be a base: an archive that does
+    not unpack, a tree without os-release, a top-level ``usr`` that is a link."""
+
+    exit_code = 27
 
 
 class IncompatibleError(SysextBuilderError):

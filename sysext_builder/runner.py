@@ -278,6 +278,22 @@ def stale_temps(directory: Path) -> list[Path]:
     return stale
 
 
+
+def remove_stale_temps(directory: Path, prefixes: tuple[str, ...] = (".",)) -> list[str]:
+    """Remove (and log) the :func:`stale_temps` of ``directory`` starting with one
+    of ``prefixes``; returns their names.  Hold the lock guarding ``directory``."""
+    removed = []
+    for path in stale_temps(directory):
+        if path.name.startswith(prefixes):
+            try:
+                fileutil.remove_path(path)
+            except OSError as exc:
+                LOG.warning("cannot remove %s, left by a build that died: %s", path, exc.strerror)
+                continue
+            LOG.info("removed %s, left by a build that died", path.name)
+            removed.append(path.name)
+    return removed
+
 def _kill_group(proc: _Proc) -> None:
     if proc.poll() is not None:
         return

@@ -153,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_args(args)
         if args.image_version:
             sysupdate.check_version(args.image_version)
+        if args.sysupdate:
+            sysupdate.check_url(args.sysupdate)  # before the build, not after it
         ok = True
         if args.config is not None:
             images, ok = _build_many(args)

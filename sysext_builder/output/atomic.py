@@ -40,18 +40,7 @@ def remove_stale(final: Path) -> list[str]:
     """Remove the temporaries of ``final`` (``.NAME.tmp-*``, ``.NAME.old-*``) whose
     build is dead (:func:`.runner.stale_temps`); returns their names.  A live
     build's temporaries, and every other file, are never touched."""
-    removed = []
-    for path in runner.stale_temps(final.parent):
-        if not path.name.startswith((f".{final.name}.tmp-", f".{final.name}.old-")):
-            continue
-        try:
-            remove_path(path)
-        except OSError as exc:
-            LOG.warning("cannot remove %s, left by a build that died: %s", path, exc.strerror)
-            continue
-        LOG.info("removed %s, left by a build that died", path.name)
-        removed.append(path.name)
-    return removed
+    return runner.remove_stale_temps(final.parent, (f".{final.name}.tmp-", f".{final.name}.old-"))
 
 
 def _is_extension_tree(path: Path) -> bool:

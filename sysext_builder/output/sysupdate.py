@@ -22,8 +22,8 @@ import os
 import re
 from pathlib import Path
 
-from sysext_builder.errors import UsageError
-from sysext_builder.fileutil import redact_urls
+from sysext_builder.errors import OutputError, UsageError
+from sysext_builder.fileutil import redact_urls, remove_path, url_secrets
 from sysext_builder.output.atomic import commit, temp_path_for
 
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~^-]*$")
@@ -40,11 +40,21 @@ def versioned_name(name: str, version: str) -> str:
     return f"{name}_{version}.raw"
 
 
-def transfer(name: str, url: str) -> str:
+def check_url(url: str) -> str:
+    """``url`` if it can be the transfer's source: a URL without a credential, which
+    would be written into ``NAME.transfer``, a file made to be installed on every target."""
     if not url.startswith(("https://", "http://", "file://")):
         raise UsageError(f"--sysupdate {redact_urls(url)!r} is not a URL",
                          hint="e.g. https://example.com/sysext/ (where the images are served)")
-    url = url.rstrip("/")
+    if url_secrets(url):
+        raise UsageError(f"--sysupdate {redact_urls(url)!r}: the URL carries a credential, "
+                         "which NAME.transfer would publish to every target",
+                         hint="serve the images where the targets need no credential in the URL")
+    return url
+
+
+def transfer(name: str, url: str) -> str:
+    url = check_url(url).rstrip("/")
     pattern = f"{name}_@v.raw"
     return "\n".join([
         "# Written by sysext-builder: update the system extension " + name,
@@ -68,13 +78,23 @@ def transfer(name: str, url: str) -> str:
 def publish(image: Path, version: str, url: str) -> list[Path]:
     """Hard-link ``NAME_V.raw`` and write ``NAME.transfer`` beside ``image`` (atomically)."""
     name = image.name[:-4] if image.name.endswith(".raw") else image.name
+    text = transfer(name, url)
     versioned = image.with_name(versioned_name(name, version))
-    tmp = temp_path_for(versioned)
-    os.link(image, tmp)
-    commit(tmp, versioned)
     definition = image.with_name(f"{name}.transfer")
-    tmp = temp_path_for(definition)
-    tmp.write_text(transfer(name, url), encoding="utf-8")
-    os.chmod(tmp, 0o644)
-    commit(tmp, definition)
+    for final, content in ((versioned, None), (definition, text)):
+        tmp = temp_path_for(final)
+        try:
+            if content is None:
+                os.link(image, tmp)
+            else:
+                _write_text(tmp, content)
+        except OSError as exc:
+            remove_path(tmp)
+            raise OutputError(f"cannot write {final}: {exc.strerror or exc}") from exc
+        commit(tmp, final)
     return [versioned, definition]
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, 0o644)

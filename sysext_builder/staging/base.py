@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sysext_builder import runner
-from sysext_builder.errors import EnvironmentUnusableError, UsageError
+from sysext_builder.errors import BaseError, EnvironmentUnusableError, UsageError
 from sysext_builder.fileutil import remove_tree, sha256_file
 from sysext_builder.staging import debian
 from sysext_builder.sysext import osrelease
@@ -107,25 +107,32 @@ def _unpack(source: Path, kind: str, dest: Path) -> None:
         if source.name.endswith((".tar.zst", ".tar.zstd")):
             runner.require_tool("zstd")
             argv.insert(1, "--zstd")
-        runner.run(argv, what=f"unpacking {source.name}")
     elif kind == "squashfs":
         runner.require_tool("unsquashfs")
-        runner.run(["unsquashfs", "-no-progress", "-quiet", "-f", "-d", str(dest), str(source)],
-                   what=f"unpacking {source.name}")
+        argv = ["unsquashfs", "-no-progress", "-quiet", "-f", "-d", str(dest), str(source)]
     else:
         runner.require_tool("fsck.erofs")
-        runner.run(["fsck.erofs", f"--extract={dest}", str(source)],
-                   what=f"unpacking {source.name}")
+        argv = ["fsck.erofs", f"--extract={dest}", str(source)]
+    try:
+        runner.run(argv, what=f"unpacking {source.name}")
+    except runner.CommandFailed as exc:
+        said = next((line.strip() for line in exc.tail if line.strip()), "")  # the cause
+        raise BaseError(f"--base {source}: the {kind} archive does not unpack (corrupt, "
+                        f"truncated or empty?): {argv[0]} {runner.describe_status(exc.returncode)}"
+                        + (f": {said}" if said else ""), hint=exc.hint) from exc
 
 
 def _unpacked(source: Path, kind: str, cache_dir: Path) -> Path:
+    """``source`` unpacked in the cache (hold the cache lock): made once per content
+    under a temporary name a later build removes if this one is killed."""
     digest = sha256_file(source)
     final = cache_dir / f"{digest[:32]}-{kind}"
     if final.is_dir():
         LOG.info("base %s: using the unpacked copy %s", source, final)
         return final
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".{final.name}.tmp-{os.getpid()}"
+    runner.remove_stale_temps(cache_dir)
+    tmp = cache_dir / f".{final.name}.tmp-{runner.temp_tag()}"
     LOG.info("base %s: unpacking into the cache (once per content)", source)
     try:
         _unpack(source, kind, tmp)
@@ -134,6 +141,20 @@ def _unpacked(source: Path, kind: str, cache_dir: Path) -> Path:
         remove_tree(tmp)
         raise
     return final
+
+
+#: top-level directories of a base that must be directories, not links: the
+#: build overlay writes through them and the image is made of them
+_REAL_DIRECTORIES = ("usr", "etc", "opt")
+
+
+def _check_top_level(label: Path | str, tree: Path) -> None:
+    for name in _REAL_DIRECTORIES:
+        path = tree / name
+        if path.is_symlink():
+            raise BaseError(f"--base {label}: {name} is a symlink (to {os.readlink(path)!r}), "
+                            "not a directory",
+                            hint=f"a base's /{name} must be a directory of the OS tree itself")
 
 
 def open_base(source: Path | str, cache_dir: Path) -> BaseTree:
@@ -154,10 +175,11 @@ def open_base(source: Path | str, cache_dir: Path) -> BaseTree:
         label = Path(source)
         kind = kind_of(label)
         tree = label.absolute() if kind == "directory" else _unpacked(label, kind, cache_dir)
+    _check_top_level(label, tree)
     fields = osrelease.read_root(tree)
     if fields is None:
-        raise UsageError(f"--base {label}: no etc/os-release or usr/lib/os-release in it",
-                         hint="a base must be a complete OS tree")
+        raise BaseError(f"--base {label}: no etc/os-release or usr/lib/os-release in it",
+                        hint="a base must be a complete OS tree (an empty archive is not)")
     arch = elf_architecture(_resolve_inside(tree, "bin/sh"))
     LOG.info("base %s: %s %s (%s)", label, fields.get("ID", "?"),
              fields.get("VERSION_ID", fields.get("SYSEXT_LEVEL", "")), arch or "unknown arch")

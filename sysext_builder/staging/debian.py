@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from sysext_builder import paths, runner
+from sysext_builder import paths, runner, treeread
 from sysext_builder.errors import EnvironmentUnusableError, InstallError, UsageError
-from sysext_builder.fileutil import remove_tree
+from sysext_builder.fileutil import redact_urls, remove_tree, url_secrets
 
 LOG = logging.getLogger(__name__)
 
@@ -196,9 +196,19 @@ def mmdebstrap_argv(base: DebianBase, dest: Path, *, arch: str, mirror: str) -> 
 
 
 def mirror_from(environ: Mapping[str, str] | None = None) -> str:
-    """The Debian mirror: ``$SYSEXT_DEBIAN_MIRROR``, else deb.debian.org."""
+    """The Debian mirror: ``$SYSEXT_DEBIAN_MIRROR``, else deb.debian.org.
+
+    A mirror URL carrying a credential is refused: mmdebstrap writes the mirror
+    into the base's apt sources, which the cache keeps (and logs would show it).
+    """
     environ = os.environ if environ is None else environ
-    return environ.get(MIRROR_ENV, "").strip() or DEFAULT_MIRROR
+    mirror = environ.get(MIRROR_ENV, "").strip() or DEFAULT_MIRROR
+    if url_secrets(mirror):
+        raise UsageError(f"{MIRROR_ENV}={redact_urls(mirror)}: the mirror URL carries a "
+                         "credential, which the base's apt sources in the cache would keep",
+                         hint="use a mirror or a local proxy (e.g. apt-cacher-ng) that "
+                              "needs no credential in its URL")
+    return mirror
 
 
 def host_architecture() -> str:
@@ -226,9 +236,8 @@ def cached_tree(base: DebianBase, cache_dir: Path, *, arch: str | None = None,
                                        hint="they are made with mmdebstrap --mode=root; "
                                             "run as root (e.g. sudo)")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    for stale in sorted(cache_dir.glob(f".{final.name}.tmp-*")):  # a run that was killed
-        remove_tree(stale)
-    tmp = cache_dir / f".{final.name}.tmp-{os.getpid()}"
+    runner.remove_stale_temps(cache_dir)  # what a killed run left (a live one's are kept)
+    tmp = cache_dir / f".{final.name}.tmp-{runner.temp_tag()}"
     LOG.info("base %s: making it with mmdebstrap from %s (%s), once", base.spec, mirror, arch)
     started = time.monotonic()
     try:
@@ -241,12 +250,21 @@ def cached_tree(base: DebianBase, cache_dir: Path, *, arch: str | None = None,
     return final
 
 
+#: the largest dpkg status file read (a full desktop's is about 5 MB)
+MAX_STATUS_BYTES = 64 << 20
+
+
 def installed_packages(tree: Path) -> dict[str, str]:
-    """Installed package -> version, read from the tree's ``var/lib/dpkg/status``."""
+    """Installed package -> version, read from the tree's ``var/lib/dpkg/status``
+    (resolved inside the tree, a regular file of at most :data:`MAX_STATUS_BYTES`;
+    anything else counts as no packages, with a warning when it is there)."""
     try:
-        text = (tree / "var/lib/dpkg/status").read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        data = treeread.read_in_root(tree, "var/lib/dpkg/status", MAX_STATUS_BYTES)
+    except treeread.ReadRefused as exc:
+        if not exc.missing:
+            LOG.warning("%s: not read, taken as no packages", exc)
         return {}
+    text = data.decode("utf-8", errors="replace")
     found: dict[str, str] = {}
     for stanza in re.split(r"\n\s*\n", text):
         fields = dict(re.findall(r"^([A-Za-z-]+):[ \t]*(.*)$", stanza, re.MULTILINE))

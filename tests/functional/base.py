@@ -30,6 +30,11 @@ def run(name: str, *args: str, env: dict[str, str] | None = None,
                           env=full_env, timeout=timeout, check=False)
 
 
+def run_tool(*argv: str) -> None:
+    """Run a system tool for a test's set-up (``tar``, ``mount``); raise if it fails."""
+    subprocess.run(argv, check=True, capture_output=True)
+
+
 def require_root(what: str) -> None:
     """Skip (fail when $SYSEXT_TESTS_REQUIRE lists root) unless running as root."""
     require("root", os.geteuid() == 0,

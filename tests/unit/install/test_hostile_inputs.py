@@ -71,3 +71,11 @@ class TestQueryRedaction(TestCase):
         err = self.assertRaises(UsageError, sysupdate.transfer, "x",
                                 f"ftp://h/?token={CANARY}")
         self.assertNotIn(CANARY, str(err))
+
+    def test_sysupdate_refuses_a_url_with_a_credential_before_writing(self) -> None:
+        for url in (f"https://u:{CANARY}@h/sx/", f"https://h/sx/?sig={CANARY}"):
+            err = self.assertRaises(UsageError, sysupdate.check_url, url)
+            self.assertIn("carries a credential", err.message)
+            self.assertNotIn(CANARY, err.message + str(err.hint))
+            self.assertRaises(UsageError, sysupdate.transfer, "x", url)
+        self.assertEqual("https://h/sx/", sysupdate.check_url("https://h/sx/"))

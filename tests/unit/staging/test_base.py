@@ -12,7 +12,12 @@ import fixtures
 import testtools
 
 from sysext_builder import runner
-from sysext_builder.errors import EnvironmentUnusableError, SysextBuilderError, UsageError
+from sysext_builder.errors import (
+    BaseError,
+    EnvironmentUnusableError,
+    SysextBuilderError,
+    UsageError,
+)
 from sysext_builder.staging import base
 
 OS_RELEASE = 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
@@ -108,13 +113,25 @@ class TestDirectoryBase(BaseTestCase):
         (tree / "usr/bin/dash").write_text("#!/not/an/elf\n")
         self.assertIsNone(base.open_base(tree, self.cache).architecture)
 
-    def test_without_os_release_is_a_usage_error(self) -> None:
+    def test_without_os_release_is_a_base_error(self) -> None:
         tree = self.dir / "base"
         (tree / "usr/bin").mkdir(parents=True)
-        err = self.assertRaises(UsageError, base.open_base, tree, self.cache)
+        err = self.assertRaises(BaseError, base.open_base, tree, self.cache)
         self.assertEqual(f"--base {tree}: no etc/os-release or usr/lib/os-release in it",
                          err.message)
-        self.assertEqual(2, err.exit_code)
+        self.assertEqual(27, err.exit_code)
+
+    def test_top_level_links_are_refused_before_anything_is_read(self) -> None:
+        for name in ("usr", "etc", "opt"):
+            tree = self.dir / f"linked-{name}"
+            for real in ("usr/lib", "etc", "opt"):
+                (tree / real).mkdir(parents=True, exist_ok=True)
+            (tree / "usr/lib/os-release").write_text("ID=debian\n")
+            os.rename(tree / name, self.dir / f"moved-{name}")
+            (tree / name).symlink_to(f"/{name}")
+            err = self.assertRaises(BaseError, base.open_base, tree, self.cache)
+            self.assertEqual(f"--base {tree}: {name} is a symlink (to '/{name}'), not a "
+                             "directory", err.message)
 
     def test_not_root_is_refused_before_anything(self) -> None:
         self.useFixture(fixtures.MonkeyPatch("os.geteuid", lambda: 1000))
@@ -166,8 +183,9 @@ class TestArchiveBase(BaseTestCase):
         broken = self.dir / "broken.tar"
         broken.write_bytes(b"this is not a tar archive\n" * 100)
         err = self.assertRaises(SysextBuilderError, base.open_base, broken, self.cache)
-        self.assertIn("unpacking broken.tar", err.message)
-        self.assertNotEqual(0, err.exit_code)
+        self.assertIn(f"--base {broken}: the tar archive does not unpack", err.message)
+        self.assertIn("This does not look like a tar archive", err.message)
+        self.assertEqual(27, err.exit_code)
         self.assertEqual([], os.listdir(self.cache))
 
     def test_missing_base_is_a_usage_error(self) -> None:

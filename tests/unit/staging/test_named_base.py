@@ -11,7 +11,7 @@ from pathlib import Path
 import fixtures
 import testtools
 
-from sysext_builder import builder, config
+from sysext_builder import builder, config, runner
 from sysext_builder.errors import EnvironmentUnusableError, InstallError, UsageError
 from sysext_builder.install.cache import Cache
 from sysext_builder.log import Timings
@@ -127,6 +127,14 @@ class TestPackagesAndArgv(testtools.TestCase):
         self.assertEqual("http://m/debian",
                          debian.mirror_from({"SYSEXT_DEBIAN_MIRROR": "http://m/debian"}))
 
+    def test_a_mirror_with_a_credential_is_refused_without_showing_it(self) -> None:
+        for url in ("http://u:s3cr3t@m/debian", "https://m/debian?token=s3cr3t"):
+            exc = self.assertRaises(UsageError, debian.mirror_from,
+                                    {"SYSEXT_DEBIAN_MIRROR": url})
+            self.assertIn("SYSEXT_DEBIAN_MIRROR=", exc.message)
+            self.assertIn("credential", exc.message)
+            self.assertNotIn("s3cr3t", exc.message + str(exc.hint))
+
 
 class TestCacheKey(testtools.TestCase):
 
@@ -181,7 +189,7 @@ class TestCachedTree(testtools.TestCase):
     def test_made_once_beside_the_final_name_then_reused(self) -> None:
         first = self.tree()
         self.assertEqual(self.cache / self.base.entry_name("amd64", MIRROR), first)
-        self.assertEqual([self.cache / f".{first.name}.tmp-{os.getpid()}"], self.made)
+        self.assertEqual([self.cache / f".{first.name}.tmp-{runner.temp_tag()}"], self.made)
         self.assertTrue((first / "usr/bin/systemctl").is_file())
         self.assertEqual(first, self.tree())
         self.assertEqual(1, len(self.made), "the second open must not make it again")
@@ -198,10 +206,16 @@ class TestCachedTree(testtools.TestCase):
         self.assertEqual([], os.listdir(self.cache))
 
     def test_leftover_of_a_killed_run_is_removed(self) -> None:
-        stale = self.cache / f".{self.base.entry_name('amd64', MIRROR)}.tmp-1"
+        stale = self.cache / f".{self.base.entry_name('amd64', MIRROR)}.tmp-999999999-0badcafe.1"
         (stale / "etc").mkdir(parents=True)
         final = self.tree()
         self.assertEqual([final.name], os.listdir(self.cache))
+
+    def test_a_live_builds_temporary_is_kept(self) -> None:
+        live = self.cache / f".other-entry.tmp-{runner.temp_tag()}"  # this process is alive
+        (live / "etc").mkdir(parents=True)
+        final = self.tree()
+        self.assertEqual(sorted([final.name, live.name]), sorted(os.listdir(self.cache)))
 
     def test_making_needs_root(self) -> None:
         self.useFixture(fixtures.MonkeyPatch("os.geteuid", lambda: 1000))
@@ -331,6 +345,26 @@ class TestDpkgStatus(testtools.TestCase):
 
     def test_unknown_without_status_or_library(self) -> None:
         self.assertIsNone(debian.systemd_version(self.tree))
+        self.assertEqual({}, debian.installed_packages(self.tree))
+
+    def test_hostile_status_files_are_not_followed_or_read_whole(self) -> None:
+        log = self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
+        (self.tree / "var/lib/dpkg").mkdir(parents=True)
+        status = self.tree / "var/lib/dpkg/status"
+        outside = Path(self.useFixture(fixtures.TempDir()).path) / "status"
+        outside.write_text(STATUS)
+        status.symlink_to(outside)  # an absolute link resolves inside the tree: missing
+        self.assertEqual({}, debian.installed_packages(self.tree))
+        status.unlink()
+        status.symlink_to("/dev/zero")
+        self.assertEqual({}, debian.installed_packages(self.tree))
+        status.unlink()
+        os.mkfifo(status)
+        self.assertEqual({}, debian.installed_packages(self.tree))
+        self.assertIn("not a regular file", log.output)
+        status.unlink()
+        with status.open("wb") as f:
+            f.truncate(debian.MAX_STATUS_BYTES + 1)
         self.assertEqual({}, debian.installed_packages(self.tree))
 
 
