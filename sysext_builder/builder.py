@@ -39,7 +39,7 @@ from sysext_builder.model import builtin, discovery, graph, phases
 from sysext_builder.model.element import Element, target_requirements
 from sysext_builder.model.graph import Catalog, Resolution
 from sysext_builder.output import manifest, oem, place
-from sysext_builder.staging import buildenv, debian, environment, executor
+from sysext_builder.staging import buildenv, debian, environment, executor, hooktree
 from sysext_builder.staging.base import BaseTree, open_base
 from sysext_builder.staging.overlay import INSIDE, Overlay, extract
 from sysext_builder.staging.workspace import Workspace
@@ -151,20 +151,21 @@ def _stage(ws: Workspace, elements: tuple[Element, ...], base: BaseTree | None,
         return _Stage(root=ws.root)
     overlay = Overlay.under(base.path, ws.path)
     elements_copy = ws.copy_elements(elements)
-    chroot_hooks = ws.path / "hooks-chroot"
-    ws.link_hooks(elements, chroot_hooks, inside=INSIDE["elements"])
-    binds = chroot_binds({"elements": elements_copy, "hooks": chroot_hooks,
+    # the one merged hooks tree: TMP_HOOKS_PATH on the host, /tmp/in_target.d inside
+    binds = chroot_binds({"elements": elements_copy, "hooks": ws.hooks,
                           "tmp": ws.tmp, "artifacts": ws.artifacts,
                           "state": ws.state, "lib": paths.shell_lib_dir()})
     return _Stage(root=overlay.upper, overlay=overlay, binds=tuple(binds),
                   chroot_env=buildenv.chroot_environment(env, INSIDE))
 
 
-def _translate(hook: phases.Hook) -> tuple[str, str]:
-    """Paths of a hook as it sees them inside the chroot."""
-    assert hook.element_dir is not None
-    inside = f"{INSIDE['elements']}/{hook.element}"
-    return f"{inside}/{hook.path.relative_to(hook.element_dir)}", inside
+def _translate(hook: phases.Hook, hooks_dir: str, chroot: bool) -> tuple[str, str]:
+    """Where a hook runs (in the merged hooks tree, as DIB runs it) and its element's
+    directory (``SYSEXT_ELEMENT_DIR``), as the hook sees them."""
+    if chroot:
+        return (hooktree.run_path(hook, INSIDE["hooks"]),
+                f"{INSIDE['elements']}/{hook.element}")
+    return hooktree.run_path(hook, hooks_dir), str(hook.element_dir or "")
 
 
 def _run_hooks(b: _Build, phase: str, env: dict[str, str]) -> None:
@@ -175,7 +176,7 @@ def _run_hooks(b: _Build, phase: str, env: dict[str, str]) -> None:
         env.update(overlay.environment(chroot=chroot, binds=list(b.stage.binds)))
     executor.run_phase(phase, b.plan.hooks[phase], env, trace=b.config.trace,
                        launcher=b.launcher, wrap=Overlay.wrap if overlay else None,
-                       translate=_translate if chroot else None,
+                       translate=lambda hook: _translate(hook, str(b.ws.hooks), chroot),
                        after=lambda hook: _check_outside(
                            b, f"hook {hook.name} of element {hook.element} in phase {phase}"))
 
@@ -344,7 +345,7 @@ def build(config: BuildConfig, *, catalog: Catalog | None = None,
         selection = {**config.environ, **defaults}
         with step("collect hooks", timings):
             plan = collect(resolution, selection, base is not None, env_files)
-        ws.link_hooks(resolution.order)
+        hooktree.merge(resolution.order, plan.hooks, ws.hooks)
         stage = _stage(ws, resolution.order, base, env)
         installer = Installer(resolution.order, cache=cache, offline=config.offline,
                               arch=target.arch, root=stage.root, base=base,

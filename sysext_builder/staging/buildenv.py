@@ -156,6 +156,8 @@ def host_environment(config: BuildConfig, ws: Workspace, names: Sequence[str], a
                        ("DIB_DEFAULT_INSTALLTYPE", "source"),
                        ("DIB_IMAGE_CACHE", str(image_cache_dir(config)))):
         env.setdefault(key, value)
+    # DIB's host-side hooks call sudo; lib/bin/sudo runs the command as we run
+    env["PATH"] = f"{lib}/bin:{env['PATH']}"
     env.update({
         "TARGET_ROOT": str(target_root),
         "TMP_MOUNT_PATH": str(target_root),
@@ -196,7 +198,7 @@ def chroot_environment(host_env: Mapping[str, str], inside: Mapping[str, str]) -
     dropped rather than handed in pointing at nothing or at the wrong file."""
     env = dict(host_env)
     env.update({
-        "PATH": _DEFAULT_PATH,
+        "PATH": f"{inside['lib']}/bin:{_DEFAULT_PATH}",
         "TARGET_ROOT": "/",
         "TMP_MOUNT_PATH": "/",
         "TMP_BUILD_DIR": inside["tmp"],

@@ -3,7 +3,7 @@
 Layout of one work directory::
 
     WORK/root/        TARGET_ROOT, the staging tree that becomes the extension
-    WORK/hooks/       TMP_HOOKS_PATH: every element's files merged by symlinks
+    WORK/hooks/       TMP_HOOKS_PATH: every element's files merged (staging.hooktree)
     WORK/tmp/         TMP_BUILD_DIR, scratch space for hooks
     WORK/artifacts/   SYSEXT_ARTIFACTS_DIR: files placed beside the image
     WORK/state/       builder state (unit declarations written by hooks, ...)
@@ -28,9 +28,6 @@ from sysext_builder.fileutil import NO_ROOM, remove_tree
 from sysext_builder.model.element import Element
 
 LOG = logging.getLogger(__name__)
-
-_NOT_HOOK_FILES = frozenset({"README.rst", "element-deps", "element-provides"})
-
 
 def _in_or_unnamed(exc: OSError, top: Path) -> bool:
     """Whether ``exc`` names a file in ``top``, or no file (a write through a descriptor)."""
@@ -91,31 +88,6 @@ class Workspace:
                 f"{exc.strerror}" + (f" writing {exc.filename}" if exc.filename else ""),
                 hint="free space there, or pass --workdir DIR (or set TMPDIR) on a filesystem "
                      "with room; nothing was written to the output") from exc
-
-    def link_hooks(self, elements: Sequence[Element], dest: Path | None = None,
-                   inside: str | None = None) -> None:
-        """Populate a TMP_HOOKS_PATH tree: every element file symlinked under one tree.
-
-        With ``inside``, links point at ``INSIDE/<element>/...`` (where the
-        element copies appear in a chroot) instead of the host paths.  Later
-        elements do not overwrite earlier ones; real collisions were already
-        refused by :mod:`sysext_builder.model.phases`.
-        """
-        dest = dest or self.hooks
-        for element in elements:
-            for dirpath, dirnames, filenames in os.walk(element.path):
-                rel = Path(dirpath).relative_to(element.path)
-                if rel == Path("."):
-                    dirnames[:] = [d for d in dirnames if d != "static"]
-                    filenames = [f for f in filenames if f not in _NOT_HOOK_FILES]
-                (dest / rel).mkdir(parents=True, exist_ok=True)
-                for name in sorted(filenames):
-                    link = dest / rel / name
-                    if link.exists() or link.is_symlink():
-                        continue
-                    target = (f"{inside}/{element.name}/{rel / name}" if inside
-                              else str(Path(dirpath) / name))
-                    link.symlink_to(target)
 
     def copy_elements(self, elements: Sequence[Element]) -> Path:
         """Copies of the elements (without static/) to bind into a chroot."""

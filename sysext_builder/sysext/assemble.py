@@ -1,9 +1,9 @@
 """From a finished staging tree to a valid extension, in one ordered step.
 
-lower /etc and /var -> enable declared units -> the units that start them
-once merged (:mod:`.activation`) -> validate the tree -> write
-extension-release (EXTENSION_RELOAD_MANAGER=1 when units ship) -> clamp
-owners and times.
+move /etc entries with a /usr home (:mod:`.usrhome`) -> lower /etc and /var ->
+enable declared units -> the units that start them once merged
+(:mod:`.activation`) -> validate the tree -> write extension-release
+(EXTENSION_RELOAD_MANAGER=1 when units ship) -> clamp owners and times.
 
 The order matters: lowering and unit enabling write files under ``usr/`` that
 must pass the same tree rules, and what was lowered (with the base's ``/etc``)
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sysext_builder import fileutil
 from sysext_builder.errors import TreeRuleError
-from sysext_builder.sysext import activation, links, modes, osrelease, release, tree, units
+from sysext_builder.sysext import activation, links, modes, osrelease, release, tree, units, usrhome
 
 LOG = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ def assemble(root: Path, name: str, release_fields: Mapping[str, str],
     ``base`` is the base tree of a ``--base`` build: its ``/etc`` may provide
     the targets of the image's symlinks into ``/etc``.
     """
+    # units enabled by systemctl, modprobe.d, sysctl.d ...: moved to their /usr twins
+    usrhome.ship(root)
     # systemd-sysext would silently ignore etc/ and var/: lower them into usr/ first
     lowered = tree.lower_etc_var(root, strict=strict, name=name)
     for rel in units.apply_units(root, declarations(unit_files), name, fields=release_fields):
