@@ -152,11 +152,15 @@ def _stage(ws: Workspace, elements: tuple[Element, ...], base: BaseTree | None,
     overlay = Overlay.under(base.path, ws.path)
     elements_copy = ws.copy_elements(elements)
     # the one merged hooks tree: TMP_HOOKS_PATH on the host, /tmp/in_target.d inside
-    binds = chroot_binds({"elements": elements_copy, "hooks": ws.hooks,
-                          "tmp": ws.tmp, "artifacts": ws.artifacts,
-                          "state": ws.state, "lib": paths.shell_lib_dir()})
-    return _Stage(root=overlay.upper, overlay=overlay, binds=tuple(binds),
-                  chroot_env=buildenv.chroot_environment(env, INSIDE))
+    dirs = {"elements": elements_copy, "hooks": ws.hooks, "tmp": ws.tmp,
+            "artifacts": ws.artifacts, "state": ws.state, "lib": paths.shell_lib_dir()}
+    chroot_env = buildenv.chroot_environment(env, INSIDE)
+    ca = buildenv.copy_ca_bundle(env, ws.path / "ca")
+    if ca is not None:  # a TLS proxy's CA: pip and git in chrooted hooks trust it too
+        dirs["ca"] = ca
+        chroot_env.update(buildenv.ca_variables(INSIDE["ca"]))
+    return _Stage(root=overlay.upper, overlay=overlay, binds=tuple(chroot_binds(dirs)),
+                  chroot_env=chroot_env)
 
 
 def _translate(hook: phases.Hook, hooks_dir: str, chroot: bool) -> tuple[str, str]:

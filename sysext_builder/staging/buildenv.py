@@ -31,7 +31,13 @@ LOG = logging.getLogger(__name__)
 #: host variables hooks inherit (everything else is dropped; DIB_* are added)
 _PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "TZ", "USER", "LOGNAME",
            "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-           "XDG_CACHE_HOME", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
+           "XDG_CACHE_HOME", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST",
+           *("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+             "GIT_SSL_CAINFO"))
+#: variables naming the CA bundle TLS clients trust (the host's, behind a TLS proxy)
+CA_VARIABLES = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+                "GIT_SSL_CAINFO")
+CA_BUNDLE = "ca-certificates.crt"
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 #: systemd's architecture names -> DIB's (Debian's ``dpkg --print-architecture``)
@@ -42,7 +48,8 @@ _DIB_ARCH: dict[str, str] = {
     "mips64-le": "mips64el", "mips-le": "mipsel", "parisc": "hppa", "sh": "sh4",
 }
 #: host-side paths that mean nothing inside the chroot (see chroot_environment)
-_HOST_ONLY = ("SYSEXT_BASE_ROOT", "DIB_PYTHON_EXEC", "DIB_IMAGE_CACHE", "ELEMENTS_PATH")
+_HOST_ONLY = ("SYSEXT_BASE_ROOT", "DIB_PYTHON_EXEC", "DIB_IMAGE_CACHE", "ELEMENTS_PATH",
+              *CA_VARIABLES)  # host paths; the builder binds a copy of the bundle in
 _PYTHON_RE = re.compile(r"^python([23])(\.[0-9]+)?$")
 
 
@@ -212,6 +219,25 @@ def chroot_environment(host_env: Mapping[str, str], inside: Mapping[str, str]) -
     for key in _HOST_ONLY:
         env.pop(key, None)
     return env
+
+
+def copy_ca_bundle(env: Mapping[str, str], dest: Path) -> Path | None:
+    """The host's CA bundle (the first of :data:`CA_VARIABLES` in ``env`` naming a
+    regular file) copied into the new directory ``dest``, for chrooted hooks to
+    trust what the host trusts; ``None`` when the host names none."""
+    for key in CA_VARIABLES:
+        source = env.get(key)
+        if source and os.path.isfile(source):
+            dest.mkdir()
+            shutil.copyfile(source, dest / CA_BUNDLE)
+            LOG.info("chrooted hooks trust the host's CA bundle %s (from $%s)", source, key)
+            return dest
+    return None
+
+
+def ca_variables(inside_dir: str) -> dict[str, str]:
+    """:data:`CA_VARIABLES` pointing at the bundle copied by :func:`copy_ca_bundle`."""
+    return {key: f"{inside_dir}/{CA_BUNDLE}" for key in CA_VARIABLES}
 
 
 def target_variables(target: Target) -> dict[str, str]:

@@ -54,6 +54,7 @@ INSIDE = {
     "artifacts": "/tmp/sysext-artifacts",
     "state": "/tmp/sysext-state",
     "lib": "/tmp/sysext-lib",
+    "ca": "/tmp/sysext-ca",  # the host's CA bundle, when it names one (buildenv)
 }
 
 # the hierarchies systemd-sysext merges; the rest of the upper layer (package
