@@ -117,6 +117,7 @@ def collect(resolution: Resolution, environ: Mapping[str, str], with_base: bool,
     elements = resolution.order
     phases.check_source_repository_collisions(elements)
     phases.check_static_collisions(elements)
+    phases.check_not_partitioning(elements)
     for warning in phases.unsupported_phase_dirs(elements):
         LOG.warning("%s", warning)
     hooks: dict[str, list[phases.Hook]] = {}

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sysext_builder.errors import ElementFormatError
+from sysext_builder.errors import ElementFormatError, TreeRuleError
 from sysext_builder.model.element import PHASES, Element
 
 #: The phases of a build, in order (root.d, first of PHASES, only runs on a base).
@@ -249,3 +249,21 @@ def unsupported_phase_dirs(elements: Sequence[Element]) -> list[str]:
             "its hooks do not run (see doc/dib.rst)"
             for element in elements for entry in sorted(element.entries)
             if entry in UNSUPPORTED_PHASES]
+
+
+#: what makes an element describe a disk's partitions (DIB's block-device layer)
+PARTITION_FILES = ("block-device-default.yaml", "block-device.d")
+
+
+def check_not_partitioning(elements: Sequence[Element]) -> None:
+    """Refuse elements that lay out a disk: a system extension has no partitions,
+    and building one from them would give an image without what they are for."""
+    for element in elements:
+        for name in PARTITION_FILES:
+            if name in element.entries:
+                raise TreeRuleError(
+                    f"element {element.name}: {element.path / name} lays out the partitions "
+                    "of a disk image; a system extension has none (it merges into /usr and "
+                    "/opt of a running system)",
+                    hint="drop the element: the disk is the base OS's (with --base, its image)")
+

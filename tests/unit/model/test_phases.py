@@ -8,9 +8,9 @@ from pathlib import Path
 import fixtures
 import testtools
 
-from sysext_builder.errors import ElementFormatError
+from sysext_builder.errors import ElementFormatError, TreeRuleError
 from sysext_builder.model import phases
-from sysext_builder.model.element import load_element
+from sysext_builder.model.element import Element, load_element
 from sysext_builder.model.phases import HookFile
 
 
@@ -171,3 +171,20 @@ class TestUnsupportedPhases(testtools.TestCase):
         warnings = phases.unsupported_phase_dirs([load_element(top / "el")])
         self.assertEqual(1, len(warnings))
         self.assertIn("DIB phase block-device.d does not exist in sysext-builder", warnings[0])
+
+
+class TestPartitioningElements(testtools.TestCase):
+
+    def test_a_block_device_layout_is_refused_naming_element_and_file(self) -> None:
+        top = Path(self.useFixture(fixtures.TempDir()).path)
+        (top / "gpt").mkdir()
+        (top / "gpt/block-device-default.yaml").write_text("- local_loop: {}\n")
+        ok = Element(name="ok", path=top, origin="path", entries=frozenset({"install.d"}))
+        gpt = Element(name="gpt", path=top / "gpt", origin="path",
+                      entries=frozenset({"block-device-default.yaml"}))
+        phases.check_not_partitioning([ok])
+        err = self.assertRaises(TreeRuleError, phases.check_not_partitioning, [ok, gpt])
+        self.assertEqual(f"element gpt: {top}/gpt/block-device-default.yaml lays out the "
+                         "partitions of a disk image; a system extension has none (it merges "
+                         "into /usr and /opt of a running system)", err.message)
+        self.assertEqual(21, err.exit_code)
