@@ -41,7 +41,7 @@ from sysext_builder.model.phases import selected_installtype
 
 PACKAGE_PHASES: tuple[str, ...] = ("pre-install.d", "install.d", "post-install.d")
 _KEYS: tuple[str, ...] = ("phase", "uninstall", "build-only", "installtype", "arch",
-                          "not-arch", "when")
+                          "not-arch", "when", "dib_python_version")
 _WHEN_RE = re.compile(r"^\s*(?P<var>\w+)\s*(?P<op>!=|=)(?!=)\s*(?P<val>.*?)\s*$")
 
 #: os-release ID -> pkg-map family.
@@ -112,6 +112,8 @@ class PackageSpec:
     arch: tuple[str, ...] | None = None
     not_arch: tuple[str, ...] | None = None
     when: tuple[Condition, ...] = ()
+    #: DIB's ``dib_python_version``: only for a target whose DIB_PYTHON_VERSION it is
+    python_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,11 +204,11 @@ def _spec(element: str, path: Path, name: str, params: object) -> PackageSpec:
                                  f"list of mappings, not {type(params).__name__}")
     for key in params:
         if key not in _KEYS:
-            hint = ("DIB's dib_python_version is not supported: the target's python is "
-                    "python3" if key == "dib_python_version" else
-                    "valid keys: " + ", ".join(_KEYS))
             raise ElementFormatError(f"{where}: unknown key {key!r}{_suggest(str(key), _KEYS)}",
-                                     hint=hint)
+                                     hint="valid keys: " + ", ".join(_KEYS))
+    python = params.get("dib_python_version")
+    if python is not None and str(python) not in ("2", "3"):
+        raise ElementFormatError(f"{where}: dib_python_version must be 2 or 3, not {python!r}")
     phase = params.get("phase", "install.d")
     if phase not in PACKAGE_PHASES:
         raise ElementFormatError(f"{where}: phase {phase!r} is not one of "
@@ -227,7 +229,8 @@ def _spec(element: str, path: Path, name: str, params: object) -> PackageSpec:
         installtype=installtype,
         arch=_arch_list(arch, where + " arch") if arch is not None else None,
         not_arch=_arch_list(not_arch, where + " not-arch") if not_arch is not None else None,
-        when=_conditions(when, where) if when is not None else ())
+        when=_conditions(when, where) if when is not None else (),
+        python_version=str(python) if python is not None else None)
 
 
 def parse_package_installs(path: Path, element: str) -> list[PackageSpec]:
@@ -367,6 +370,8 @@ def select(specs: Iterable[PackageSpec], *, phase: str, environ: Mapping[str, st
             continue
         if not _arch_matches(spec, target_arch) or not _when_holds(spec, environ):
             continue
+        if spec.python_version not in (None, environ.get("DIB_PYTHON_VERSION", "3")):
+            continue  # as in DIB: a python-2-only package on a python 3 target is skipped
         table = pkg_map.get(spec.element) if isinstance(pkg_map, Mapping) else pkg_map
         mapped = table.lookup(spec.name, distro, family, release) if table else MISSING
         if mapped is None:

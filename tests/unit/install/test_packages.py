@@ -103,11 +103,23 @@ class TestParsePackageInstalls(testtools.TestCase):
             self.assertIn(expected, err.message, text)
             self.assertTrue(err.message.startswith(str(path)), err.message)
 
-    def test_dib_python_version_gets_a_specific_hint(self) -> None:
-        path = self._write("package-installs.yaml", "python-dev:\n  dib_python_version: 2\n")
+    def test_dib_python_version_selects_by_the_targets_python_as_in_dib(self) -> None:
+        path = self._write("package-installs.yaml", "python-dev:\n  dib_python_version: 2\n"
+                           "python3-dev:\n  dib_python_version: 3\nalways:\n")
+        specs = packages.parse_package_installs(path, "e")
+
+        def chosen(version: str | None) -> list[str]:
+            env = {} if version is None else {"DIB_PYTHON_VERSION": version}
+            return [a.name for a in packages.select(specs, phase="install.d", environ=env,
+                                                    arch="x86-64", distro="debian",
+                                                    family="debian", release="12")]
+
+        self.assertEqual(["always", "python3-dev"], chosen("3"))
+        self.assertEqual(["always", "python3-dev"], chosen(None))
+        self.assertEqual(["always", "python-dev"], chosen("2"))
+        path = self._write("package-installs.yaml", "x:\n  dib_python_version: 4\n")
         err = self.assertRaises(ElementFormatError, packages.parse_package_installs, path, "e")
-        self.assertIn("unknown key 'dib_python_version'", err.message)
-        self.assertIn("not supported", err.hint or "")
+        self.assertIn("dib_python_version must be 2 or 3, not 4", err.message)
 
     def test_top_level_must_be_a_mapping_and_empty_is_nothing(self) -> None:
         path = self._write("package-installs.yaml", "- a\n- b\n")
