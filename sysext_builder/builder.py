@@ -208,7 +208,7 @@ PHASE_STEPS: dict[str, PhaseStep] = {
     "hooks": _run_hooks,
     "python": _install_python,
     "remove packages": lambda b, phase, env: b.installer.remove_packages(),
-    "record packages": lambda b, phase, env: b.installer.record_packages(),
+    "record packages": lambda b, phase, env: b.installer.record_packages(b.ws.state),
 }
 _DEFAULT_PLAN = ("packages", "hooks", "python")
 #: sources are in place for extra-data.d hooks, static/ before install.d's hooks,
@@ -356,6 +356,7 @@ def build(config: BuildConfig, *, catalog: Catalog | None = None,
                               arch=target.arch, root=stage.root, base=base,
                               overlay=stage.overlay, environ=selection)
         installer.check_packages(defaults)
+        installer.write_pkg_maps(ws.state)  # for install-packages -m in hooks
         b = _Build(config=config, plan=plan, ws=ws, env=env, target=target, stage=stage,
                    installer=installer, result=BuildResult(name=target.name, timings=timings),
                    launcher=launcher)

@@ -26,6 +26,7 @@ from sysext_builder.install import packages, pip, sources
 from sysext_builder.install.backends import PackageBackend, for_family
 from sysext_builder.install.cache import Cache
 from sysext_builder.model.element import Element
+from sysext_builder.staging import debian
 from sysext_builder.staging.base import BaseTree
 from sysext_builder.staging.overlay import INSIDE, Overlay
 
@@ -103,14 +104,17 @@ class Installer:
         for phase in packages.PACKAGE_PHASES:
             self._select(phase, env)
 
-    def _target(self) -> tuple[PackageBackend, InTarget]:
+    def _target(self, snapshot: bool = True) -> tuple[PackageBackend, InTarget]:
+        """The backend and chroot, made on first use; ``snapshot`` records what is
+        installed then (before the first package step changes it)."""
         if self.backend is None or self.target is None:
             assert self.base is not None and self.overlay is not None
             self.backend = for_family(self.family, self.distro)
             key = "-".join(filter(None, (self.distro, self.base.os_release.get(
                 "VERSION_ID", ""), self.arch)))
             self.target = InTarget(self.overlay, self.backend.binds(self.cache, key))
-            self.before = self.backend.installed(self.target)
+            if snapshot:
+                self.before = self.backend.installed(self.target)
         return self.backend, self.target
 
     def install_packages(self, phase: str, env: Mapping[str, str]) -> None:
@@ -132,13 +136,38 @@ class Installer:
         LOG.info("removing packages %s", " ".join(names))
         backend.remove(target, names)
 
-    def record_packages(self) -> None:
-        if self.backend is None or self.target is None or self.before is None:
+    def write_pkg_maps(self, state_dir: Path) -> None:
+        """``STATE/pkg-map/ELEMENT``: ``NAME<TAB>MAPPED`` for every name of each element's
+        pkg-map on this target (MAPPED empty: skipped), for ``install-packages -m``."""
+        top = state_dir / "pkg-map"
+        for element, table in self.maps.items():
+            names = sorted({*table.default, *(n for t in table.family.values() for n in t),
+                            *(n for t in table.distro.values() for n in t),
+                            *(n for r in table.release.values() for t in r.values()
+                              for n in t)})
+            lines = []
+            for name in names:
+                mapped = table.lookup(name, self.distro, self.family, self.release)
+                if mapped is not packages.MISSING:
+                    lines.append(f"{name}\t{mapped or ''}\n")
+            top.mkdir(exist_ok=True)
+            (top / element).write_text("".join(lines), encoding="utf-8")
+
+    def record_packages(self, state_dir: Path) -> None:
+        """Record the packages the build added: the package steps' and those hooks
+        installed with ``install-packages`` (which leaves STATE/packages-by-hooks)."""
+        by_hooks = (state_dir / "packages-by-hooks").exists()
+        if self.backend is None and not by_hooks:
             return
-        after = self.backend.installed(self.target)
+        before = self.before
+        if before is None:
+            assert self.base is not None
+            before = debian.installed_packages(self.base.path)
+        backend, target = self._target(snapshot=False)
+        after = backend.installed(target)
         self.records["packages"] = [
             {"name": name, "version": version} for name, version in sorted(after.items())
-            if self.before.get(name) != version]
+            if before.get(name) != version]
 
     # -- Python packages ------------------------------------------------------------------
     def install_python(self, state_dir: Path, env: Mapping[str, str],

@@ -9,6 +9,7 @@ a DIB user behind a mirror would.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -74,9 +75,15 @@ class TestDibElements(DibCase):
         _fixture(self.mine, "has-cloud-init", {  # cloud-init-datasources writes only then
             "pre-install.d/10-cloud-dir": "#!/bin/sh\nmkdir -p /etc/cloud/cloud.cfg.d\n",
             "README.rst": "Stands in for an installed cloud-init.\n"})
+        _fixture(self.mine, "greets", {  # a hook calling install-packages, as DIB's do
+            "install.d/20-greeter": "#!/bin/sh\nset -eu\ninstall-packages -m greets greeter\n"
+                                    "test -x /usr/bin/hello\n",
+            "pkg-map": '{"family": {"debian": {"greeter": "hello"}}}\n',
+            "README.rst": "Installs GNU hello through install-packages and pkg-map.\n"})
+        require_network()
         out = self.build("dhcp-all-interfaces", "growroot", "runtime-ssh-host-keys",
                          "openssh-server", "journal-to-console", "modprobe",
-                         "cloud-init-datasources", "has-cloud-init", "my-tools",
+                         "cloud-init-datasources", "has-cloud-init", "my-tools", "greets",
                          env={"DIB_MODPROBE_BLACKLIST": "floppy pcspkr",
                               "DIB_CLOUD_INIT_DATASOURCES": "ConfigDrive, OpenStack"})
         units = "usr/lib/systemd/system"
@@ -105,6 +112,25 @@ class TestDibElements(DibCase):
         self.assertIn("EXTENSION_RELOAD_MANAGER=1",
                       (out / "usr/lib/extension-release.d/extension-release.img").read_text())
         self.assertFalse((out / "etc").exists())
+        # install-packages -m mapped greeter to hello, installed at once; the manifest has it
+        self.assertTrue((out / "usr/bin/hello").is_file())
+        manifest = json.loads((out.parent / "img.manifest.json").read_text())
+        self.assertIn("hello", [p["name"] for p in manifest["packages"]])
+
+    def test_install_packages_refuses_to_upgrade_the_os_or_run_on_the_host(self) -> None:
+        for phase, args, said in (
+                ("install.d", "-u", "upgrading the OS's packages is not part of a system "
+                                    "extension"),
+                ("extra-data.d", "hello", "runs in the chrooted phases")):
+            _fixture(self.mine, "bad", {f"{phase}/20-x": f"#!/bin/sh\ninstall-packages {args}\n",
+                                        "README.rst": "x\n"})
+            proc = base.run("sysext-create", "--element-path", str(self.mine), "--base",
+                            str(self.tarball), "-t", "directory", "-o", f"{self.top}/o/img",
+                            "--cache-dir", str(self.top / "cache"), "bad", timeout=600)
+            self.assertEqual(20, proc.returncode, proc.stderr[-2000:])
+            self.assertIn(said, proc.stderr)
+            self.assertFalse((self.top / "o/img").exists())
+            (self.mine / "bad" / phase / "20-x").unlink()
 
 
 class TestDibSimpleInit(DibCase):

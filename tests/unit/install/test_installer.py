@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -200,7 +201,7 @@ class TestPackagesOnABase(InstallerTestCase):
         inst.install_packages("install.d", {})
         inst.install_packages("post-install.d", {})
         inst.remove_packages()
-        inst.record_packages()
+        inst.record_packages(self.dir)
         self.assertEqual([("installed", []), ("install", ["chrony", "gcc"]),
                           ("install", ["linuxptp"]), ("remove", ["gcc"]),
                           ("installed", [])], backend.calls)
@@ -220,7 +221,7 @@ class TestPackagesOnABase(InstallerTestCase):
         inst.install_packages("install.d", {})
         self.assertEqual([], backend.calls)
         inst.remove_packages()
-        inst.record_packages()
+        inst.record_packages(self.dir)
         self.assertEqual([("installed", []), ("remove", ["networkmanager"]),
                           ("installed", [])], backend.calls)
         self.assertEqual([], inst.records["packages"], "removals are not additions")
@@ -228,7 +229,7 @@ class TestPackagesOnABase(InstallerTestCase):
     def test_record_without_any_package_work_records_nothing(self) -> None:
         backend = FakeBackend([])
         inst = self.with_base([self.element("plain", {"README.rst": "x"})], backend)
-        inst.record_packages()
+        inst.record_packages(self.dir)
         self.assertEqual([], backend.calls)
         self.assertEqual([], inst.records["packages"])
 
@@ -239,3 +240,31 @@ class TestChrootBinds(testtools.TestCase):
         dirs = {"tmp": Path("/w/tmp"), "elements": Path("/w/el"), "bogus": Path("/x")}
         self.assertEqual([(Path("/w/el"), INSIDE["elements"]), (Path("/w/tmp"), INSIDE["tmp"])],
                          chroot_binds(dirs))
+
+
+class TestHooksInstallPackages(InstallerTestCase):
+    """What ``install-packages`` (lib/bin) relies on: mapped names, and the record."""
+
+    def test_pkg_map_files_map_for_the_base(self) -> None:
+        demo = self.element("demo", {"pkg-map": json.dumps({
+            "family": {"debian": {"dhcp-client": "isc-dhcp-client", "pip": ""},
+                       "redhat": {"dhcp-client": "dhclient"}},
+            "distro": {"debian": {"editor": "nano vim"}}})})
+        inst = self.with_base([demo], FakeBackend([]))
+        state = self.dir / "state"
+        state.mkdir()
+        inst.write_pkg_maps(state)
+        self.assertEqual("dhcp-client\tisc-dhcp-client\neditor\tnano vim\npip\t\n",
+                         (state / "pkg-map/demo").read_text())
+
+    def test_packages_hooks_installed_are_recorded_against_the_base(self) -> None:
+        backend = FakeBackend([{"bash": "5.2", "hello": "2.10-3"}])
+        inst = self.with_base([self.element("plain", {"README.rst": "x"})], backend)
+        status = self.dir / "base/var/lib/dpkg/status"
+        status.parent.mkdir(parents=True)
+        status.write_text("Package: bash\nStatus: install ok installed\nVersion: 5.2\n")
+        inst.record_packages(self.dir)
+        self.assertEqual([], inst.records["packages"], "no hook ran install-packages")
+        (self.dir / "packages-by-hooks").write_text("")
+        inst.record_packages(self.dir)
+        self.assertEqual([{"name": "hello", "version": "2.10-3"}], inst.records["packages"])
