@@ -101,6 +101,8 @@ class _Build:
 def resolve(config: BuildConfig, catalog: Catalog | None = None) -> Resolution:
     if catalog is None:
         catalog = discovery.index(config.element_paths, config.environ)
+    # a requested disk-image element (vm) is refused before resolution trips on its needs
+    phases.check_not_partitioning([catalog.get(n) for n in config.elements if n in catalog])
     resolution = graph.resolve(
         config.elements, catalog, built_in=builtin.BUILT_IN,
         skip_provides=[builtin.OPERATING_SYSTEM] if config.base is not None else [])
@@ -156,6 +158,7 @@ def _stage(ws: Workspace, elements: tuple[Element, ...], base: BaseTree | None,
     dirs = {"elements": elements_copy, "hooks": ws.hooks, "tmp": ws.tmp,
             "artifacts": ws.artifacts, "state": ws.state, "lib": paths.shell_lib_dir()}
     chroot_env = buildenv.chroot_environment(env, INSIDE)
+    chroot_env["IMAGE_ELEMENT_YAML"] = buildenv.element_yaml(elements, INSIDE["elements"])
     ca = buildenv.copy_ca_bundle(env, ws.path / "ca")
     if ca is not None:  # a TLS proxy's CA: pip and git in chrooted hooks trust it too
         dirs["ca"] = ca
@@ -324,6 +327,7 @@ def _identity(config: BuildConfig, resolution: Resolution, base: BaseTree | None
                                     base_root=base.path if base else None,
                                     search_path=[d.path for d in discovery.search_path(
                                         config.element_paths, config.environ)])
+    env["IMAGE_ELEMENT_YAML"] = buildenv.element_yaml(resolution.order)
     defaults = environment.source(env_files, env, "defaults")
     target = buildenv.target(config, defaults, arch, base.os_release if base else None)
     env.update(buildenv.name_variables(target))

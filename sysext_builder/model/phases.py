@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sysext_builder.errors import ElementFormatError, TreeRuleError
+from sysext_builder.model import builtin
 from sysext_builder.model.element import PHASES, Element
 
 #: The phases of a build, in order (root.d, first of PHASES, only runs on a base).
@@ -256,9 +257,17 @@ PARTITION_FILES = ("block-device-default.yaml", "block-device.d")
 
 
 def check_not_partitioning(elements: Sequence[Element]) -> None:
-    """Refuse elements that lay out a disk: a system extension has no partitions,
-    and building one from them would give an image without what they are for."""
+    """Refuse elements that lay out a disk or make its boot chain (DIB's
+    :data:`.builtin.DISK_IMAGE_ONLY`): a system extension has neither, and building
+    one from them would fail late or give an image without what they are for."""
     for element in elements:
+        reason = builtin.DISK_IMAGE_ONLY.get(element.name)
+        if reason is not None and builtin.is_dib_element(element.path):
+            raise TreeRuleError(
+                f"element {element.name} (diskimage-builder's) {reason}; a system extension "
+                "has no boot loader, kernel, initramfs or partitions (it merges into /usr "
+                "and /opt of a running system)",
+                hint="drop the element: the base OS boots the machine")
         for name in PARTITION_FILES:
             if name in element.entries:
                 raise TreeRuleError(

@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from sysext_builder import fileutil, paths
 from sysext_builder.config import BuildConfig, split_output
 from sysext_builder.errors import TreeRuleError
@@ -161,7 +163,11 @@ def host_environment(config: BuildConfig, ws: Workspace, names: Sequence[str], a
                        ("DIB_PYTHON_VERSION", python),
                        ("DIB_PYTHON", f"python{python}"),
                        ("DIB_DEFAULT_INSTALLTYPE", "source"),
-                       ("DIB_IMAGE_CACHE", str(image_cache_dir(config)))):
+                       ("DIB_IMAGE_CACHE", str(image_cache_dir(config))),
+                       # DIB's manifests element is built in (NAME.manifest.json beside the
+                       # image); what DIB's hooks write for it lands in /tmp, never kept
+                       ("DIB_MANIFEST_IMAGE_DIR", "/tmp/dib-manifests"),
+                       ("DIB_MANIFEST_SAVE_DIR", str(ws.tmp / "dib-manifests"))):
         env.setdefault(key, value)
     # DIB's host-side hooks call sudo; lib/bin/sudo runs the command as we run
     env["PATH"] = f"{lib}/bin:{env['PATH']}"
@@ -210,6 +216,7 @@ def chroot_environment(host_env: Mapping[str, str], inside: Mapping[str, str]) -
         "TMP_MOUNT_PATH": "/",
         "TMP_BUILD_DIR": inside["tmp"],
         "TMP_HOOKS_PATH": inside["hooks"],
+        "DIB_MANIFEST_SAVE_DIR": inside["tmp"] + "/dib-manifests",
         "SYSEXT_ARTIFACTS_DIR": inside["artifacts"],
         "SYSEXT_STATE_DIR": inside["state"],
         "SYSEXT_UNITS_FILE": inside["state"] + "/units",
@@ -219,6 +226,12 @@ def chroot_environment(host_env: Mapping[str, str], inside: Mapping[str, str]) -
     for key in _HOST_ONLY:
         env.pop(key, None)
     return env
+
+
+def element_yaml(elements: Sequence[Element], inside: str | None = None) -> str:
+    """DIB's ``IMAGE_ELEMENT_YAML``: element name -> directory (``INSIDE/NAME`` in a chroot)."""
+    return yaml.safe_dump({e.name: f"{inside}/{e.name}" if inside else str(e.path)
+                           for e in elements})
 
 
 def copy_ca_bundle(env: Mapping[str, str], dest: Path) -> Path | None:

@@ -188,3 +188,14 @@ class TestPartitioningElements(testtools.TestCase):
                          "partitions of a disk image; a system extension has none (it merges "
                          "into /usr and /opt of a running system)", err.message)
         self.assertEqual(21, err.exit_code)
+
+    def test_dibs_boot_chain_elements_are_refused_by_name_others_of_that_name_not(self) -> None:
+        top = Path(self.useFixture(fixtures.TempDir()).path)
+        dib = Element(name="bootloader", origin="path",
+                      path=top / "site-packages/diskimage_builder/elements/bootloader")
+        mine = Element(name="bootloader", origin="path", path=top / "my-elements/bootloader")
+        phases.check_not_partitioning([mine])
+        err = self.assertRaises(TreeRuleError, phases.check_not_partitioning, [dib])
+        self.assertTrue(err.message.startswith(
+            "element bootloader (diskimage-builder's) installs a boot loader into the disk "
+            "image; a system extension has no boot loader"), err.message)
