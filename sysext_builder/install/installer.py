@@ -134,7 +134,8 @@ class Installer:
             return
         backend, target = self._target()
         LOG.info("removing packages %s", " ".join(names))
-        backend.remove(target, names)
+        with self.cache.lock():  # apt locks the shared archive cache even to purge
+            backend.remove(target, names)
 
     def write_pkg_maps(self, state_dir: Path) -> None:
         """``STATE/pkg-map/ELEMENT``: ``NAME<TAB>MAPPED`` for every name of each element's
