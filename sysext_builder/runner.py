@@ -57,7 +57,7 @@ DEBIAN_PACKAGES = {
     "zstd": "zstd",
     "bash": "bash",
     "debootstrap": "debootstrap",
-    "mmdebstrap": "mmdebstrap",
+    "mmdebstrap": "mmdebstrap", "xorriso": "xorriso",
 }
 
 

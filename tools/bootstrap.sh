@@ -5,7 +5,7 @@ set -eu -o pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${SYSEXT_BUILDER_VENV:-$TOP/.venv}
-APT_PACKAGES="squashfs-tools erofs-utils systemd util-linux mount procps git python3-venv bash coreutils tar zstd xz-utils ca-certificates mmdebstrap e2fsprogs qemu-system-x86"
+APT_PACKAGES="squashfs-tools erofs-utils systemd util-linux mount procps git python3-venv bash coreutils tar zstd xz-utils ca-certificates mmdebstrap e2fsprogs qemu-system-x86 xorriso"
 
 log() { printf '%s bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 

@@ -200,8 +200,8 @@ class ElementIndex:
                         exc.strerror)
             return
         for name in children:
-            if name.startswith("."):
-                continue
+            if name.startswith(".") or name in ("__pycache__", "__init__.py"):
+                continue  # hidden, or the Python package an elements directory may be (DIB's)
             if not valid_name(name):
                 LOG.warning("ignoring %s: %r is not a valid element name",
                             sdir.path / name, name)

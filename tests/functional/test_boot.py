@@ -40,21 +40,23 @@ class BootCase(testtools.TestCase):
         base.require_root("booting a VM from a named base")
         for tool, package in (("mmdebstrap", "mmdebstrap"), ("mkfs.ext4", "e2fsprogs"),
                               ("qemu-system-x86_64", "qemu-system-x86"),
-                              ("mksquashfs", "squashfs-tools")):
+                              ("mksquashfs", "squashfs-tools"), ("xorriso", "xorriso")):
             base.require_tool(tool, package)
         problem = mirror_problem()
         require("network", problem is None, f"no Debian mirror: {problem}")
 
-    def boot(self) -> str:
+    def boot(self, case: str = "azure-oem/boot", *extra: str,
+             env: dict[str, str] | None = None) -> str:
+        """Boot the test ``case`` (``extra``: more sysext-test-elements options)."""
         work = Path(tempfile.mkdtemp(prefix="sysext-boot-test-", dir="/var/tmp"))
         self.addCleanup(remove_tree, work)
         proc = base.run("sysext-test-elements", "--base", f"debian:{self.release}", "--boot",
                         "--boot-timeout", str(BOOT_TIMEOUT_S), "--cache-dir", str(cache()),
-                        "--workdir", str(work), "azure-oem/boot",
+                        "--workdir", str(work), *extra, case, env=env,
                         timeout=BOOT_TIMEOUT_S + 900)
         report = proc.stdout + proc.stderr[-4000:]
         self.assertEqual(0, proc.returncode, report)
-        self.assertIn("PASS azure-oem/boot", proc.stdout, report)
+        self.assertIn(f"PASS {case}", proc.stdout, report)
         self.assertIn(f"boot: debian:{self.release}/vm (systemd {self.systemd})", proc.stdout)
         return proc.stdout
 

@@ -18,10 +18,11 @@ from pathlib import Path
 import fixtures
 import testtools
 
-from tests.functional import base
+from tests.functional import base, test_boot
 from tests.functional.test_elements import require_network
 
 GLEAN_VERSION = "1.25.1"
+BOOT_CASES = base.FIXTURES / "elements" / "dib-boot"
 
 
 def dib_elements() -> Path:
@@ -133,28 +134,31 @@ class TestDibElements(DibCase):
             (self.mine / "bad" / phase / "20-x").unlink()
 
 
+def glean_repository(top: Path) -> Path:
+    """A git repository of glean's released source (its PyPI sdist), for
+    ``DIB_REPOLOCATION_glean``: opendev.org is out of CI's reach."""
+    sdist = top / "sdist"
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
+                    ":all:", "-d", str(sdist), f"glean=={GLEAN_VERSION}"],
+                   check=True, capture_output=True, timeout=300)
+    repo = top / "glean"
+    repo.mkdir()
+    (archive,) = sdist.iterdir()
+    base.run_tool("tar", "-xzf", str(archive), "-C", str(repo), "--strip-components=1")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    base.run_tool(*git, "init", "-q")
+    base.run_tool(*git, "add", "-A")
+    base.run_tool(*git, "commit", "-qm", f"glean {GLEAN_VERSION}")
+    return repo
+
+
 class TestDibSimpleInit(DibCase):
     """DIB's simple-init (glean) as DIB builds it: a venv in /usr/glean, its units."""
-
-    def glean_repository(self) -> Path:
-        sdist = self.top / "sdist"
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
-                        ":all:", "-d", str(sdist), f"glean=={GLEAN_VERSION}"],
-                       check=True, capture_output=True, timeout=300)
-        repo = self.top / "glean"
-        repo.mkdir()
-        (archive,) = sdist.iterdir()
-        base.run_tool("tar", "-xzf", str(archive), "-C", str(repo), "--strip-components=1")
-        git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-        base.run_tool(*git, "init", "-q")
-        base.run_tool(*git, "add", "-A")
-        base.run_tool(*git, "commit", "-qm", f"glean {GLEAN_VERSION}")
-        return repo
 
     def test_content(self) -> None:
         require_network()
         base.require_tool("git", "git")
-        repo = self.glean_repository()
+        repo = glean_repository(self.top)
         out = self.build("simple-init", env={"DIB_REPOLOCATION_glean": str(repo)})
         self.assertIn("overrides", self.stderr)  # DIB's simple-init, not the built-in one
         self.assertTrue(os.access(out / "usr/glean/bin/glean", os.X_OK))
@@ -165,3 +169,19 @@ class TestDibSimpleInit(DibCase):
                          "glean-early.service", "../glean-early.service")
         rules = list((out / "usr/lib/udev/rules.d").glob("*glean*"))
         self.assertEqual(1, len(rules), rules)
+
+
+class TestDibSimpleInitBooted(test_boot.BootCase):
+    """DIB's simple-init merged at boot on Debian 13: glean applies the config drive's
+    address (``tests/fixtures/elements/dib-boot/dib-simple-init/test-elements/boot``)."""
+
+    release, systemd = "trixie", "257"
+
+    def test_glean_applies_the_address(self) -> None:
+        base.require_tool("git", "git")
+        top = Path(self.useFixture(fixtures.TempDir()).path)
+        output = self.boot("dib-simple-init/boot", "--element-path", str(BOOT_CASES),
+                           "--element-path", str(dib_elements()),
+                           env={"DIB_REPOLOCATION_glean": str(glean_repository(top))})
+        self.assertIn("2 of 2 assertions held", output)
+

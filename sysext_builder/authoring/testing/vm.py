@@ -228,12 +228,17 @@ def make_drive(source: Path, label: str, workdir: Path) -> Path:
 
 
 def make_config_drive(source: Path, workdir: Path) -> Path:
-    """An ext4 file system labelled ``config-2`` holding ``source``'s files."""
+    """An ISO 9660 image labelled ``config-2`` holding ``source``'s files, as OpenStack
+    makes config drives (a guest mounting it with vfat/iso9660-only options, as
+    diskimage-builder's glean-early does, then works as on a cloud)."""
     if not (source / "openstack").is_dir():
         raise UsageError(f"config drive {source}: no openstack/ directory in it",
                          hint="lay it out as openstack/latest/meta_data.json, "
                               "network_data.json")
-    return make_drive(source, "config-2", workdir)
+    drive = workdir / "config-2.iso"
+    runner.run([runner.require_tool("xorriso"), "-as", "mkisofs", "-quiet", "-V", "config-2",
+                "-J", "-R", "-o", str(drive), str(source)], what="making the config drive")
+    return drive
 
 
 def qemu_argv(kernel: Path, initrd: Path, disk: Path, workdir: Path, *,
