@@ -80,11 +80,19 @@ class TestDibElements(DibCase):
             "install.d/20-greeter": "#!/bin/sh\nset -eu\ninstall-packages -m greets greeter\n"
                                     "test -x /usr/bin/hello\n",
             "pkg-map": '{"family": {"debian": {"greeter": "hello"}}}\n',
+            "package-installs.yaml": "nano:\n",  # registers Debian alternatives
             "README.rst": "Installs GNU hello through install-packages and pkg-map.\n"})
+        _fixture(self.mine, "hands-over", {  # devuser's idiom: extra-data.d leaves, install.d takes
+            "extra-data.d/10-leave": "#!/bin/sh\necho from-the-host > \"$TMP_HOOKS_PATH/note\"\n",
+            "install.d/10-take": "#!/bin/sh\nset -eu\ntest \"$TMP_HOOKS_PATH\" = /tmp/in_target.d\n"
+                                 "mkdir -p /usr/share/hands-over\n"
+                                 "cp \"$TMP_HOOKS_PATH/note\" /usr/share/hands-over/\n",
+            "README.rst": "Hands a file from the host's hooks to the chroot's.\n"})
         require_network()
         out = self.build("dhcp-all-interfaces", "growroot", "runtime-ssh-host-keys",
                          "openssh-server", "journal-to-console", "modprobe",
                          "cloud-init-datasources", "has-cloud-init", "my-tools", "greets",
+                         "hands-over",
                          env={"DIB_MODPROBE_BLACKLIST": "floppy pcspkr",
                               "DIB_CLOUD_INIT_DATASOURCES": "ConfigDrive, OpenStack"})
         units = "usr/lib/systemd/system"
@@ -113,6 +121,12 @@ class TestDibElements(DibCase):
         self.assertIn("EXTENSION_RELOAD_MANAGER=1",
                       (out / "usr/lib/extension-release.d/extension-release.img").read_text())
         self.assertFalse((out / "etc").exists())
+        # TMP_HOOKS_PATH is one directory for the host's and the chroot's hooks
+        self.assertEqual("from-the-host\n",
+                         (out / "usr/share/hands-over/note").read_text())
+        # Debian's alternatives: the link into /etc is kept, /etc/alternatives made at boot
+        self.assert_link(out, "usr/bin/editor", "/etc/alternatives/editor")
+        self.assertIn("L /etc/alternatives/editor - - - - /bin/nano", tmpfiles)
         # install-packages -m mapped greeter to hello, installed at once; the manifest has it
         self.assertTrue((out / "usr/bin/hello").is_file())
         manifest = json.loads((out.parent / "img.manifest.json").read_text())
