@@ -10,7 +10,8 @@ copies (a chroot sees them through one bind mount, and nothing a hook writes
 there reaches an element's own files); :func:`run_path` is where a hook runs.
 
 The first element (in resolution order) that ships a path keeps it, as DIB's
-"not overwrite" copy does; two hooks of one name in one phase were refused
+"not overwrite" copy does, and a later element's different file of that path
+is named in a warning; two hooks of one name in one phase were refused
 before (:func:`.phases.order_hooks`).  A hook chosen from an install-type
 directory (``install.d/NAME-source-install/40-x``) is linked into its phase
 directory (``install.d/40-x``), as DIB's ``install-types`` element does, so
@@ -23,6 +24,7 @@ is left out with a warning: reading it could block the build.
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 import shutil
@@ -54,7 +56,14 @@ def _copy_file(src: str, dest: Path) -> None:
         LOG.warning("%s: not a regular file, not copied into TMP_HOOKS_PATH", src)
 
 
-def _merge_dir(src: Path, dest: Path) -> None:
+def _same_file_content(a: str, b: Path) -> bool:
+    try:
+        return filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
+def _merge_dir(src: Path, dest: Path, top: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(src):
         rel = os.path.relpath(dirpath, src)
         here = dest if rel == "." else dest / rel
@@ -63,8 +72,12 @@ def _merge_dir(src: Path, dest: Path) -> None:
         dirnames[:] = sorted(d for d in dirnames if d not in links)
         for name in sorted(filenames + links):
             target = here / name
+            source = os.path.join(dirpath, name)
             if not os.path.lexists(target):
-                _copy_file(os.path.join(dirpath, name), target)
+                _copy_file(source, target)
+            elif not _same_file_content(source, target):
+                LOG.warning("%s: an earlier element ships %s too; TMP_HOOKS_PATH keeps that one",
+                            source, target.relative_to(top))
 
 
 def merge(elements: Sequence[Element], hooks: Mapping[str, Sequence[Hook]], dest: Path) -> None:
@@ -73,7 +86,7 @@ def merge(elements: Sequence[Element], hooks: Mapping[str, Sequence[Hook]], dest
         for entry in sorted(os.scandir(element.path), key=lambda e: e.name):
             if entry.is_dir():
                 if entry.name not in _SKIP_DIRS:
-                    _merge_dir(Path(entry.path), dest / entry.name)
+                    _merge_dir(Path(entry.path), dest / entry.name, dest)
             elif entry.name not in _SKIP_FILES and not os.path.lexists(dest / entry.name):
                 _copy_file(entry.path, dest / entry.name)
     for phase, chosen in hooks.items():

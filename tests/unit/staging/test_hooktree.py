@@ -34,7 +34,10 @@ class TestMerge(testtools.TestCase):
         b = self.element("user", {"bin/tool-b": "b", "init-scripts/systemd/b.service": "u",
                                   "static/usr/share/b": "s", "pkg-map": "{}"})
         c = self.element("other", {"bin/tool-c": "c", "bin/tool-b": "not b's"})
+        log = self.useFixture(fixtures.FakeLogger())
         hooktree.merge([a, b, c], {}, self.dest)
+        self.assertIn(f"{c.path}/bin/tool-b: an earlier element ships bin/tool-b too; "
+                      "TMP_HOOKS_PATH keeps that one", log.output)
         self.assertEqual(["tool-b", "tool-c"], sorted(os.listdir(self.dest / "bin")))
         self.assertEqual("b", (self.dest / "bin/tool-b").read_text(), "the first keeps a path")
         self.assertTrue((self.dest / "init-scripts/systemd/b.service").is_file())
