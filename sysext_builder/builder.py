@@ -199,7 +199,11 @@ def _check_outside(b: _Build, what: str) -> None:
 
 
 def _install_python(b: _Build, phase: str, env: dict[str, str]) -> None:
-    b.installer.install_python(b.ws.state, env, {inside: host for host, inside in b.stage.binds})
+    # the host's pip runs here: the host's CA bundle, not the copy bound in the chroot
+    host_env = {k: v for k, v in env.items() if k not in buildenv.CA_VARIABLES}
+    host_env.update((k, b.env[k]) for k in buildenv.CA_VARIABLES if k in b.env)
+    b.installer.install_python(b.ws.state, host_env,
+                               {inside: host for host, inside in b.stage.binds})
 
 
 #: what one phase does, by name, in order (DIB runs only hooks; the rest is ours)

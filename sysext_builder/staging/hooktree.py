@@ -46,18 +46,24 @@ def _copy_file(src: str, dest: Path) -> None:
     try:
         st = os.stat(src)  # a link is copied as what it names
     except OSError:
-        os.symlink(os.readlink(src), dest)  # dangling: kept as DIB's cp -a keeps it
-        return
-    if stat.S_ISREG(st.st_mode):
-        shutil.copy2(src, dest)
-    elif stat.S_ISDIR(st.st_mode):
-        os.symlink(os.readlink(src), dest)
-    else:
-        LOG.warning("%s: not a regular file, not copied into TMP_HOOKS_PATH", src)
+        st = None  # dangling: kept as a link, as DIB's cp -a keeps it
+    try:
+        if st is not None and stat.S_ISREG(st.st_mode):
+            shutil.copy2(src, dest)
+        elif st is None or stat.S_ISDIR(st.st_mode):
+            os.symlink(os.readlink(src), dest)
+        else:
+            LOG.warning("%s: not a regular file, not copied into TMP_HOOKS_PATH", src)
+    except OSError as exc:  # a full work directory: name the file written, not the element's
+        raise OSError(exc.errno, exc.strerror, str(dest)) from exc
 
 
 def _same_file_content(a: str, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are regular files (not links: nothing is read through
+    one; not fifos: reading one would block) with the same bytes."""
     try:
+        if not (stat.S_ISREG(os.lstat(a).st_mode) and stat.S_ISREG(os.lstat(b).st_mode)):
+            return False
         return filecmp.cmp(a, b, shallow=False)
     except OSError:
         return False
@@ -67,6 +73,11 @@ def _merge_dir(src: Path, dest: Path, top: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(src):
         rel = os.path.relpath(dirpath, src)
         here = dest if rel == "." else dest / rel
+        if os.path.islink(here):  # an earlier element's link: never written through
+            LOG.warning("%s: an earlier element ships %s as a symlink; TMP_HOOKS_PATH keeps "
+                        "the link, not what is below it here", dirpath, here.relative_to(top))
+            dirnames[:] = []
+            continue
         here.mkdir(parents=True, exist_ok=True)
         links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         dirnames[:] = sorted(d for d in dirnames if d not in links)

@@ -44,7 +44,7 @@ def assemble(root: Path, name: str, release_fields: Mapping[str, str],
     the targets of the image's symlinks into ``/etc``.
     """
     # units enabled by systemctl, modprobe.d, sysctl.d ...: moved to their /usr twins
-    usrhome.ship(root)
+    usrhome.ship(root, base)
     # systemd-sysext would silently ignore etc/ and var/: lower them into usr/ first
     lowered = tree.lower_etc_var(root, strict=strict, name=name)
     for rel in units.apply_units(root, declarations(unit_files), name, fields=release_fields):

@@ -96,10 +96,17 @@ def _open(root: Path, rel: str) -> int | None:
         return None  # none, or not a real directory: the tree rules speak about it
 
 
-def ship(root: Path) -> list[str]:
+def ship(root: Path, base: Path | None = None) -> list[str]:
     """Move enablement links and :data:`TWINS` files of ``root/etc`` to ``/usr``;
-    returns the new paths (root-relative)."""
-    return _ship_enablement(root) + _place_twins(root)
+    returns the new paths (root-relative).  A link moves only when the unit it
+    names is a file of the image or of ``base``: otherwise a shipped link would
+    dangle (a later hook removed the unit), and it is left for the lowering."""
+    return _ship_enablement(root, base) + _place_twins(root)
+
+
+def _unit_exists(unit: str, trees: list[Path]) -> bool:
+    return any(os.path.isfile(tree / SYSTEM_UNIT_DIR / unit) and
+               not os.path.islink(tree / SYSTEM_UNIT_DIR) for tree in trees)
 
 
 def _place_twins(root: Path) -> list[str]:
@@ -141,7 +148,8 @@ def _remove_empty(root: Path, rel: str) -> None:
         rel = posixpath.dirname(rel)
 
 
-def _ship_enablement(root: Path) -> list[str]:
+def _ship_enablement(root: Path, base: Path | None) -> list[str]:
+    trees = [root] if base is None else [root, base]
     top = _open(root, ETC_UNIT_DIR)
     if top is None:
         return []
@@ -156,7 +164,8 @@ def _ship_enablement(root: Path) -> list[str]:
                     for name in sorted(os.listdir(sub)):
                         unit = _unit_target(sub, name)
                         rel_dir = f"{SYSTEM_UNIT_DIR}/{entry}"
-                        if unit and _move(root, sub, name, rel_dir, f"../{unit}"):
+                        if unit and _unit_exists(unit, trees) and \
+                                _move(root, sub, name, rel_dir, f"../{unit}"):
                             moved.append(f"{rel_dir}/{name}")
                 finally:
                     os.close(sub)
@@ -166,7 +175,8 @@ def _ship_enablement(root: Path) -> list[str]:
                     pass  # something else stays there for the lowering
             elif valid_unit_name(entry):
                 unit = _unit_target(top, entry)
-                if unit and unit != entry and _move(root, top, entry, SYSTEM_UNIT_DIR, unit):
+                if unit and unit != entry and _unit_exists(unit, trees) and \
+                        _move(root, top, entry, SYSTEM_UNIT_DIR, unit):
                     moved.append(f"{SYSTEM_UNIT_DIR}/{entry}")
     finally:
         os.close(top)

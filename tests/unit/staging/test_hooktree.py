@@ -73,3 +73,22 @@ class TestMerge(testtools.TestCase):
         self.assertEqual(".", os.readlink(self.dest / "bin/loop"))
         self.assertFalse(os.path.lexists(self.dest / "bin/fifo"))
         self.assertIn("bin/fifo: not a regular file, not copied", log.output)
+
+    def test_an_earlier_elements_link_is_never_written_or_read_through(self) -> None:
+        canary = Path(self.useFixture(fixtures.TempDir()).path)
+        (canary / "keep").write_text("host")
+        a = self.element("a", {"static/usr/share/x": "a"})
+        (a.path / "static/usr/lib").mkdir(parents=True)
+        (a.path / "static/usr/lib/foo").symlink_to(canary)
+        (a.path / "bin").mkdir()
+        (a.path / "bin/zero").symlink_to("/dev/zero")  # a device: not copied, never read
+        (a.path / "bin/out").symlink_to(canary)  # a directory link: kept as the link
+        b = self.element("b", {"static/usr/lib/foo/planted": "b", "bin/zero": "b's",
+                               "bin/out": "b's"})
+        log = self.useFixture(fixtures.FakeLogger())
+        hooktree.merge([a, b], {}, self.dest)
+        self.assertEqual(["keep"], os.listdir(canary))
+        self.assertIn("ships static/usr/lib/foo as a symlink", log.output)
+        self.assertEqual("b's", (self.dest / "bin/zero").read_text())
+        self.assertIn("ships bin/out too", log.output)
+        self.assertEqual(str(canary), os.readlink(self.dest / "bin/out"))

@@ -24,13 +24,22 @@ class TestShip(testtools.TestCase):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.symlink_to(target)
 
+    def unit(self, tree: Path, name: str) -> None:
+        path = tree / "usr/lib/systemd/system" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("[Unit]\n")
+
     def test_systemctl_enable_links_become_shipped_wants(self) -> None:
+        base = Path(self.useFixture(fixtures.TempDir()).path)
+        self.unit(self.root, "growroot.service")
+        self.unit(self.root, "getty@.service")
+        self.unit(base, "ssh.service")  # a unit of the base may be enabled too
         self.link("etc/systemd/system/multi-user.target.wants/growroot.service",
                   "/lib/systemd/system/growroot.service")
         self.link("etc/systemd/system/getty.target.wants/getty@tty1.service",
                   "/usr/lib/systemd/system/getty@.service")
         self.link("etc/systemd/system/sshd.service", "/lib/systemd/system/ssh.service")
-        moved = usrhome.ship(self.root)
+        moved = usrhome.ship(self.root, base)
         unit_dir = self.root / "usr/lib/systemd/system"
         self.assertEqual("../growroot.service",
                          os.readlink(unit_dir / "multi-user.target.wants/growroot.service"))
@@ -40,12 +49,17 @@ class TestShip(testtools.TestCase):
         self.assertEqual(3, len(moved))
         self.assertFalse((self.root / "etc/systemd").exists(), "the emptied dirs are removed")
 
-    def test_masks_unit_files_and_taken_names_stay_for_the_lowering(self) -> None:
+    def test_masks_unit_files_taken_names_and_missing_units_stay_for_the_lowering(self) -> None:
         self.link("etc/systemd/system/foo.service", "/dev/null")
         (self.etc / "bar.service").write_text("[Service]\n")
+        self.unit(self.root, "a.service")
         self.link("etc/systemd/system/multi-user.target.wants/a.service", "/lib/x/a.service")
         self.link("usr/lib/systemd/system/multi-user.target.wants/a.service", "../other")
+        # a later hook removed the unit: a shipped link would dangle
+        self.link("etc/systemd/system/multi-user.target.wants/gone.service",
+                  "/lib/systemd/system/gone.service")
         self.assertEqual([], usrhome.ship(self.root))
+        self.assertTrue((self.etc / "multi-user.target.wants/gone.service").is_symlink())
         self.assertEqual("/dev/null", os.readlink(self.etc / "foo.service"))
         self.assertTrue((self.etc / "bar.service").is_file())
         self.assertEqual("/lib/x/a.service",
