@@ -60,7 +60,6 @@ DEBIAN_PACKAGES = {
     "mmdebstrap": "mmdebstrap", "xorriso": "xorriso",
 }
 
-
 _Proc = subprocess.Popen[bytes] | subprocess.Popen[str]
 #: running commands -> the argv they were asked to run (without the supervisor)
 _LIVE: dict[_Proc, tuple[str, ...]] = {}
@@ -192,7 +191,7 @@ def terminate_all() -> None:
 
 
 class CommandFailed(SysextBuilderError):
-    """A command exited non-zero; ``tail`` holds its last output lines."""
+    """A command exited non-zero: ``tail`` its last output lines, ``cause`` the first."""
 
     def __init__(self, argv: Sequence[str], returncode: int, tail: Sequence[str],
                  what: str | None = None) -> None:
@@ -203,6 +202,7 @@ class CommandFailed(SysextBuilderError):
         self.argv = list(argv)
         self.returncode = returncode
         self.tail = list(tail)
+        self.cause = next((line.strip() for line in tail if line.strip()), "")
 
 
 def describe_status(returncode: int) -> str:
@@ -278,7 +278,6 @@ def stale_temps(directory: Path) -> list[Path]:
     return stale
 
 
-
 def remove_stale_temps(directory: Path, prefixes: tuple[str, ...] = (".",)) -> list[str]:
     """Remove (and log) the :func:`stale_temps` of ``directory`` starting with one
     of ``prefixes``; returns their names.  Hold the lock guarding ``directory``."""
@@ -293,6 +292,7 @@ def remove_stale_temps(directory: Path, prefixes: tuple[str, ...] = (".",)) -> l
             LOG.info("removed %s, left by a build that died", path.name)
             removed.append(path.name)
     return removed
+
 
 def _kill_group(proc: _Proc) -> None:
     if proc.poll() is not None:

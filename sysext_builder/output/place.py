@@ -119,9 +119,9 @@ def pack_images(config: BuildConfig, drivers: Sequence[OutputFormat], *, tree: P
             try:
                 drv.pack(tree, tmp, epoch=config.epoch, compression=comp)
             except runner.CommandFailed as exc:  # a full or read-only output directory ...
-                said = next((ln.strip() for ln in exc.tail if ln.strip()), "")
                 raise OutputError(f"packing {final} ({drv.name}) failed: {exc.message}"
-                                  + (f": {said}" if said else ""), hint=exc.hint) from exc
+                                  + (f": {exc.cause}" if exc.cause else ""),
+                                  hint=exc.hint) from exc
         meta: dict[str, Any] = {"format": drv.name, "file": final.name, "path": final,
                                 "compression": comp, "tools": drv.tool_versions()}
         if tmp.is_file():

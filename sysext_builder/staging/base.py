@@ -116,10 +116,9 @@ def _unpack(source: Path, kind: str, dest: Path) -> None:
     try:
         runner.run(argv, what=f"unpacking {source.name}")
     except runner.CommandFailed as exc:
-        said = next((line.strip() for line in exc.tail if line.strip()), "")  # the cause
         raise BaseError(f"--base {source}: the {kind} archive does not unpack (corrupt, "
                         f"truncated or empty?): {argv[0]} {runner.describe_status(exc.returncode)}"
-                        + (f": {said}" if said else ""), hint=exc.hint) from exc
+                        + (f": {exc.cause}" if exc.cause else ""), hint=exc.hint) from exc
 
 
 def _unpacked(source: Path, kind: str, cache_dir: Path) -> Path:
