@@ -30,16 +30,15 @@ from sysext_builder.sysext import osrelease, release
 
 LOG = logging.getLogger(__name__)
 
-#: host variables hooks inherit (everything else is dropped; DIB_* are added)
-_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "TZ", "USER", "LOGNAME",
-           "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-           "XDG_CACHE_HOME", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST",
-           *("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-             "GIT_SSL_CAINFO"))
 #: variables naming the CA bundle TLS clients trust (the host's, behind a TLS proxy)
 CA_VARIABLES = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
                 "GIT_SSL_CAINFO")
 CA_BUNDLE = "ca-certificates.crt"
+#: host variables hooks inherit (everything else is dropped; DIB_* are added)
+_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "TZ", "USER", "LOGNAME",
+           "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+           "XDG_CACHE_HOME", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST",
+           *CA_VARIABLES)
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 #: systemd's architecture names -> DIB's (Debian's ``dpkg --print-architecture``)

@@ -37,25 +37,11 @@ from sysext_builder.sysext.units import SYSTEM_UNIT_DIR, valid_unit_name
 LOG = logging.getLogger(__name__)
 
 ETC_UNIT_DIR = "etc/systemd/system"
-#: etc/ directory -> the /usr directory its readers load too (lower precedence)
-TWINS = {
-    "etc/modprobe.d": "usr/lib/modprobe.d",
-    "etc/modules-load.d": "usr/lib/modules-load.d",
-    "etc/sysctl.d": "usr/lib/sysctl.d",
-    "etc/binfmt.d": "usr/lib/binfmt.d",
-    "etc/tmpfiles.d": "usr/lib/tmpfiles.d",
-    "etc/sysusers.d": "usr/lib/sysusers.d",
-    "etc/environment.d": "usr/lib/environment.d",
-    "etc/udev/rules.d": "usr/lib/udev/rules.d",
-    "etc/udev/hwdb.d": "usr/lib/udev/hwdb.d",
-    "etc/systemd/network": "usr/lib/systemd/network",
-    "etc/systemd/journald.conf.d": "usr/lib/systemd/journald.conf.d",
-    "etc/systemd/logind.conf.d": "usr/lib/systemd/logind.conf.d",
-    "etc/systemd/system.conf.d": "usr/lib/systemd/system.conf.d",
-    "etc/systemd/timesyncd.conf.d": "usr/lib/systemd/timesyncd.conf.d",
-    "etc/systemd/networkd.conf.d": "usr/lib/systemd/networkd.conf.d",
-    "etc/systemd/resolved.conf.d": "usr/lib/systemd/resolved.conf.d",
-}
+#: directories below etc/ whose readers load usr/lib/SAME too (at lower precedence)
+TWINS = ("modprobe.d", "modules-load.d", "sysctl.d", "binfmt.d", "tmpfiles.d", "sysusers.d",
+         "environment.d", "udev/rules.d", "udev/hwdb.d", "systemd/network",
+         "systemd/journald.conf.d", "systemd/logind.conf.d", "systemd/system.conf.d",
+         "systemd/timesyncd.conf.d", "systemd/networkd.conf.d", "systemd/resolved.conf.d")
 _DEPENDENCY_DIRS = (".wants", ".requires", ".upholds")
 
 
@@ -111,29 +97,30 @@ def _unit_exists(unit: str, trees: list[Path]) -> bool:
 
 def _place_twins(root: Path) -> list[str]:
     moved: list[str] = []
-    for etc_dir, usr_dir in TWINS.items():
+    for twin in TWINS:
+        etc_dir, usr_dir = f"etc/{twin}", f"usr/lib/{twin}"
         src = _open(root, etc_dir)
         if src is None:
             continue
+        dest: int | None = None  # opened (made) at the first file to move
         try:
             for name in sorted(os.listdir(src)):
-                st = os.lstat(name, dir_fd=src)
-                if not stat.S_ISREG(st.st_mode):
+                if not stat.S_ISREG(os.lstat(name, dir_fd=src).st_mode):
                     continue  # links (masks), directories: left for the lowering
-                dest = fileutil.open_dir_in(root, usr_dir, create=True)
+                if dest is None:
+                    dest = fileutil.open_dir_in(root, usr_dir, create=True)
                 try:
-                    try:
-                        os.lstat(name, dir_fd=dest)
-                        continue  # the image ships its own: the /etc copy is lowered
-                    except FileNotFoundError:
-                        os.rename(name, name, src_dir_fd=src, dst_dir_fd=dest)
-                finally:
-                    os.close(dest)
+                    os.lstat(name, dir_fd=dest)
+                    continue  # the image ships its own: the /etc copy is lowered
+                except FileNotFoundError:
+                    os.rename(name, name, src_dir_fd=src, dst_dir_fd=dest)
                 moved.append(f"{usr_dir}/{name}")
                 LOG.info("placed at its /usr twin: %s/%s -> %s/%s", etc_dir, name, usr_dir,
                          name)
         finally:
             os.close(src)
+            if dest is not None:
+                os.close(dest)
         _remove_empty(root, etc_dir)
     return moved
 
