@@ -101,11 +101,13 @@ class _Build:
 def resolve(config: BuildConfig, catalog: Catalog | None = None) -> Resolution:
     if catalog is None:
         catalog = discovery.index(config.element_paths, config.environ)
-    # a requested disk-image element (vm) is refused before resolution trips on its needs
-    phases.check_not_partitioning([catalog.get(n) for n in config.elements if n in catalog])
+    # disk-image elements: a requested one (vm) before resolution trips on its needs,
+    # then every element selected
+    phases.check_not_disk_image([catalog.get(n) for n in config.elements if n in catalog])
     resolution = graph.resolve(
         config.elements, catalog, built_in=builtin.BUILT_IN,
         skip_provides=[builtin.OPERATING_SYSTEM] if config.base is not None else [])
+    phases.check_not_disk_image(resolution.order)
     for name, reason in resolution.skipped.items():
         if name in builtin.BUILT_IN:
             LOG.info("element %s: not used, built in: %s", name, reason)
@@ -119,7 +121,6 @@ def collect(resolution: Resolution, environ: Mapping[str, str], with_base: bool,
     elements = resolution.order
     phases.check_source_repository_collisions(elements)
     phases.check_static_collisions(elements)
-    phases.check_not_partitioning(elements)
     for warning in phases.unsupported_phase_dirs(elements):
         LOG.warning("%s", warning)
     hooks: dict[str, list[phases.Hook]] = {}

@@ -47,4 +47,3 @@ DISK_IMAGE_ONLY: Mapping[str, str] = {
 def is_dib_element(path: Path) -> bool:
     """Whether ``path`` is an element directory of the diskimage-builder package."""
     return path.parent.name == "elements" and path.parent.parent.name == "diskimage_builder"
-

@@ -256,7 +256,7 @@ def unsupported_phase_dirs(elements: Sequence[Element]) -> list[str]:
 PARTITION_FILES = ("block-device-default.yaml", "block-device.d")
 
 
-def check_not_partitioning(elements: Sequence[Element]) -> None:
+def check_not_disk_image(elements: Sequence[Element]) -> None:
     """Refuse elements that lay out a disk or make its boot chain (DIB's
     :data:`.builtin.DISK_IMAGE_ONLY`): a system extension has neither, and building
     one from them would fail late or give an image without what they are for."""
@@ -275,4 +275,3 @@ def check_not_partitioning(elements: Sequence[Element]) -> None:
                     "of a disk image; a system extension has none (it merges into /usr and "
                     "/opt of a running system)",
                     hint="drop the element: the disk is the base OS's (with --base, its image)")
-

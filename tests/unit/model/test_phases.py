@@ -182,8 +182,8 @@ class TestPartitioningElements(testtools.TestCase):
         ok = Element(name="ok", path=top, origin="path", entries=frozenset({"install.d"}))
         gpt = Element(name="gpt", path=top / "gpt", origin="path",
                       entries=frozenset({"block-device-default.yaml"}))
-        phases.check_not_partitioning([ok])
-        err = self.assertRaises(TreeRuleError, phases.check_not_partitioning, [ok, gpt])
+        phases.check_not_disk_image([ok])
+        err = self.assertRaises(TreeRuleError, phases.check_not_disk_image, [ok, gpt])
         self.assertEqual(f"element gpt: {top}/gpt/block-device-default.yaml lays out the "
                          "partitions of a disk image; a system extension has none (it merges "
                          "into /usr and /opt of a running system)", err.message)
@@ -194,8 +194,8 @@ class TestPartitioningElements(testtools.TestCase):
         dib = Element(name="bootloader", origin="path",
                       path=top / "site-packages/diskimage_builder/elements/bootloader")
         mine = Element(name="bootloader", origin="path", path=top / "my-elements/bootloader")
-        phases.check_not_partitioning([mine])
-        err = self.assertRaises(TreeRuleError, phases.check_not_partitioning, [dib])
+        phases.check_not_disk_image([mine])
+        err = self.assertRaises(TreeRuleError, phases.check_not_disk_image, [dib])
         self.assertTrue(err.message.startswith(
             "element bootloader (diskimage-builder's) installs a boot loader into the disk "
             "image; a system extension has no boot loader"), err.message)
