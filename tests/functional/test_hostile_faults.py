@@ -14,6 +14,16 @@ import testtools
 
 from tests.functional import base
 
+#: an identity that needs no base
+ANY_TARGET = ("--os-id", "_any", "-a", "x86-64")
+
+
+def create_hello(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Exit status and stderr of sysext-create building the fixture element hello."""
+    proc = base.run("sysext-create", "--element-path", str(base.BUILD_ELEMENTS), "hello",
+                    *args, env=env, timeout=120)
+    return proc.returncode, proc.stderr
+
 
 class TestOutputDirectory(testtools.TestCase):
 
@@ -22,9 +32,7 @@ class TestOutputDirectory(testtools.TestCase):
         self.out = Path(self.useFixture(fixtures.TempDir()).path)
 
     def create(self, *args: str) -> tuple[int, str]:
-        proc = base.run("sysext-create", "--element-path", str(base.BUILD_ELEMENTS), "hello",
-                        "--os-id", "_any", "-a", "x86-64", *args)
-        return proc.returncode, proc.stderr
+        return create_hello(*ANY_TARGET, *args)
 
     def test_a_dead_builds_temporary_image_is_removed_by_the_next_build(self) -> None:
         base.require_tool("mksquashfs", "squashfs-tools")
@@ -84,10 +92,8 @@ class TestBrokenBases(testtools.TestCase):
         self.cache = self.dir / "cache"
 
     def create(self, source: Path) -> tuple[int, str]:
-        proc = base.run("sysext-create", "--element-path", str(base.BUILD_ELEMENTS), "hello",
-                        "--base", str(source), "--cache-dir", str(self.cache),
-                        "-o", f"{self.out}/", timeout=120)
-        return proc.returncode, proc.stderr
+        return create_hello("--base", str(source), "--cache-dir", str(self.cache),
+                            "-o", f"{self.out}/")
 
     def assert_refused(self, source: Path, *words: str) -> None:
         code, err = self.create(source)
@@ -173,9 +179,7 @@ class TestFullOrReadOnly(testtools.TestCase):
         return where
 
     def create(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-        proc = base.run("sysext-create", "--element-path", str(base.BUILD_ELEMENTS), "hello",
-                        "--os-id", "_any", "-a", "x86-64", *args, env=env, timeout=120)
-        return proc.returncode, proc.stderr
+        return create_hello(*ANY_TARGET, *args, env=env)
 
     def assert_nothing_but(self, directory: Path, names: list[str]) -> None:
         self.assertEqual(sorted(names), sorted(p.name for p in directory.iterdir()))
